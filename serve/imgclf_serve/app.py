@@ -1,0 +1,72 @@
+"""build_app: the only place the Serve graph is wired.
+
+    ClassifierIngress (gRPC methods, CPU, no model)
+      -> ModelReplica deployment per model, one replica per core
+
+The Serve config file (serve/serve_config.yaml) names `imgclf_serve.app:build_app` as its
+import_path and passes AppArgs as `args`; Ray validates them into AppArgs before the call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.serve import Application
+from ray.serve.config import RequestRouterConfig
+
+from imgclf_serve.ingress import ClassifierIngress, ServedModel
+from imgclf_serve.models import get_spec
+from imgclf_serve.placement import ReplicaPlan, plan_replicas
+from imgclf_serve.preprocess import ImageLimits
+from imgclf_serve.replica import ModelReplica
+from imgclf_serve.settings import AppArgs, BatchingConfig, ModelConfig
+
+SHARE_ROUTER = "imgclf_serve.routing:ShareRouter"
+INGRESS_NAME = "ClassifierIngress"
+# Calls one model replica accepts at once: room for a full batch of single images plus
+# ClassifyBatch shares, each of which counts as one call.
+MODEL_MAX_ONGOING_REQUESTS = 32
+# gRPC calls the ingress handles at once; it only waits on replicas, so it can hold many.
+INGRESS_MAX_ONGOING_REQUESTS = 1000
+
+
+def build_app(args: AppArgs | dict[str, Any]) -> Application:
+    """Build the imgclf application, placing replicas by the running cluster's resources."""
+    if not isinstance(args, AppArgs):
+        args = AppArgs.model_validate(args)
+    plans = plan_replicas(args.models, ray.cluster_resources())
+    image_limits = args.limits.image_limits()
+    handles = {
+        model.name: _model_deployment(model, plans[model.name], image_limits)
+        for model in args.models
+    }
+    served = {
+        model.name: ServedModel(
+            replicas=plans[model.name].replicas, num_classes=get_spec(model.name).num_classes
+        )
+        for model in args.models
+    }
+    ingress = ClassifierIngress.options(
+        name=INGRESS_NAME,
+        # The ingress only validates and fans out; it needs no CPU reserved, so it fits on
+        # a head node started with num-cpus 0.
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=INGRESS_MAX_ONGOING_REQUESTS,
+    )
+    return ingress.bind(handles, served, args.default_model_name, args.limits)
+
+
+def _model_deployment(
+    model: ModelConfig, plan: ReplicaPlan, image_limits: ImageLimits
+) -> Application:
+    deployment = ModelReplica.options(
+        name=model.name,
+        num_replicas=plan.replicas,
+        ray_actor_options=plan.ray_actor_options(),
+        # Defaults; the Serve config's `deployments:` section overrides them by name.
+        max_ongoing_requests=MODEL_MAX_ONGOING_REQUESTS,
+        user_config=BatchingConfig().model_dump(),
+        request_router_config=RequestRouterConfig(request_router_class=SHARE_ROUTER),
+    )
+    return deployment.bind(model, plan.device_kind, image_limits)

@@ -1,0 +1,254 @@
+"""The gRPC edge: imgclf.v1.ClassifierService and grpc.health.v1.Health methods.
+
+Protos in, protos out; validation and status codes here, no model code. Every failure
+becomes a status code and a short message (never a traceback) through `_fail`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import (
+    BackPressureError,
+    DeploymentUnavailableError,
+    ReplicaUnavailableError,
+)
+from ray.serve.grpc_util import RayServegRPCContext
+from ray.serve.handle import DeploymentHandle
+
+from imgclf.v1 import classifier_service_pb2 as pb
+from imgclf_serve import wire
+from imgclf_serve.errors import ClassifyError, Code, InvalidArgument, ModelNotFound
+from imgclf_serve.postprocess import DEFAULT_TOP_K
+from imgclf_serve.preprocess import check_size
+from imgclf_serve.results import ItemError, ItemResult, ReplicaInfo
+from imgclf_serve.routing import SlotCounter, split_evenly
+from imgclf_serve.settings import LimitsConfig
+
+logger = logging.getLogger("ray.serve")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ClassifierService"].full_name
+HEALTH_PING_TIMEOUT_S = 5.0
+HEALTH_WATCH_PERIOD_S = 2.0
+
+Response = TypeVar("Response")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What the ingress knows of a model without asking its replicas."""
+
+    replicas: int
+    num_classes: int
+
+
+@serve.deployment
+class ClassifierIngress:
+    def __init__(
+        self,
+        handles: dict[str, DeploymentHandle],
+        models: dict[str, ServedModel],
+        default_model: str,
+        limits: LimitsConfig,
+    ) -> None:
+        self._handles = handles
+        self._models = models
+        self._default_model = default_model
+        self._limits = limits
+        self._image_limits = limits.image_limits()
+        self._slots = SlotCounter()
+        self._infos: dict[str, ReplicaInfo] = {}
+        self._all_replicas_warm = False
+
+    # imgclf.v1.ClassifierService
+
+    async def Classify(
+        self, request: pb.ClassifyRequest, grpc_context: RayServegRPCContext
+    ) -> pb.ClassifyResponse:
+        try:
+            name, k = self._resolve(request.model, request.top_k)
+            check_size(request.image, self._image_limits)
+            result: ItemResult = await self._handles[name].classify.remote(request.image, k)
+        except Exception as exc:
+            return _fail(grpc_context, exc, pb.ClassifyResponse(), "Classify")
+        if result.error is not None:
+            return _fail(grpc_context, _as_error(result.error), pb.ClassifyResponse(), "Classify")
+        return wire.classify_response(name, result)
+
+    async def ClassifyBatch(
+        self, request: pb.ClassifyBatchRequest, grpc_context: RayServegRPCContext
+    ) -> pb.ClassifyBatchResponse:
+        try:
+            name, k = self._resolve(request.model, request.top_k)
+            images = list(request.images)
+            self._check_batch_size(len(images))
+            results = await self._classify_spread(name, images, k)
+        except Exception as exc:
+            return _fail(grpc_context, exc, pb.ClassifyBatchResponse(), "ClassifyBatch")
+        items = [wire.batch_item(index, result) for index, result in enumerate(results)]
+        return pb.ClassifyBatchResponse(model=name, items=items)
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, grpc_context: RayServegRPCContext
+    ) -> pb.ListModelsResponse:
+        try:
+            infos = [await self._describe(name) for name in self._models]
+        except Exception as exc:
+            return _fail(grpc_context, exc, pb.ListModelsResponse(), "ListModels")
+        return pb.ListModelsResponse(
+            models=[wire.model_info(info, self._models[info.model].replicas) for info in infos],
+            default_model=self._default_model,
+            limits=pb.Limits(
+                max_images_per_batch=self._limits.max_images_per_batch,
+                max_image_bytes=self._limits.max_image_bytes,
+                max_image_pixels=self._limits.max_image_pixels,
+            ),
+        )
+
+    # grpc.health.v1.Health
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, grpc_context: RayServegRPCContext
+    ) -> health_pb2.HealthCheckResponse:
+        if request.service not in ("", SERVICE_NAME):
+            grpc_context.set_code(grpc.StatusCode.NOT_FOUND)
+            grpc_context.set_details(f"unknown service {request.service!r}")
+            return health_pb2.HealthCheckResponse()
+        return health_pb2.HealthCheckResponse(status=await self._serving_status())
+
+    async def Watch(
+        self, request: health_pb2.HealthCheckRequest, grpc_context: RayServegRPCContext
+    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
+        if request.service not in ("", SERVICE_NAME):
+            yield health_pb2.HealthCheckResponse(
+                status=health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+            )
+            return
+        last = None
+        while True:
+            status = await self._serving_status()
+            if status != last:
+                yield health_pb2.HealthCheckResponse(status=status)
+                last = status
+            await asyncio.sleep(HEALTH_WATCH_PERIOD_S)
+
+    # helpers
+
+    def _resolve(self, model: str, top_k: int) -> tuple[str, int]:
+        name = model or self._default_model
+        served = self._models.get(name)
+        if served is None:
+            deployed = ", ".join(sorted(self._models))
+            raise ModelNotFound(f"model {name!r} is not deployed; deployed models: {deployed}")
+        k = top_k or DEFAULT_TOP_K
+        if not 1 <= k <= served.num_classes:
+            raise InvalidArgument(
+                f"top_k must be in [1, {served.num_classes}] (0 means {DEFAULT_TOP_K}); got {top_k}"
+            )
+        return name, k
+
+    def _check_batch_size(self, count: int) -> None:
+        if count == 0:
+            raise InvalidArgument("ClassifyBatch needs at least one image; got none")
+        limit = self._limits.max_images_per_batch
+        if count > limit:
+            raise InvalidArgument(
+                f"{count} images in one call, over the limit of {limit}; split the batch"
+            )
+
+    async def _classify_spread(self, name: str, images: list[bytes], k: int) -> list[ItemResult]:
+        """Send equal shares of the images to distinct replicas; results in request order."""
+        results: list[ItemResult | None] = [None] * len(images)
+        sendable = []
+        for index, image in enumerate(images):
+            try:
+                check_size(image, self._image_limits)
+                sendable.append(index)
+            except ClassifyError as exc:
+                results[index] = ItemResult(error=ItemError.from_exception(exc))
+        shares = [
+            [sendable[i] for i in part]
+            for part in split_evenly(len(sendable), self._models[name].replicas)
+        ]
+        first_slot = self._slots.reserve(len(shares))
+        handle = self._handles[name]
+        replies = await asyncio.gather(
+            *(
+                handle.classify_share.remote([images[i] for i in share], k, slot=first_slot + n)
+                for n, share in enumerate(shares)
+            ),
+            return_exceptions=True,
+        )
+        for share, reply in zip(shares, replies, strict=True):
+            if isinstance(reply, BaseException):
+                error = ItemError.from_exception(_as_classify_error(reply, "ClassifyBatch share"))
+                share_results: list[ItemResult] = [ItemResult(error=error)] * len(share)
+            else:
+                share_results = reply
+            for index, result in zip(share, share_results, strict=True):
+                results[index] = result
+        return [result for result in results if result is not None]
+
+    async def _describe(self, name: str, slot: int | None = None) -> ReplicaInfo:
+        if slot is None and name in self._infos:
+            return self._infos[name]
+        info: ReplicaInfo = await asyncio.wait_for(
+            self._handles[name].describe.remote(slot=slot), HEALTH_PING_TIMEOUT_S
+        )
+        self._infos.setdefault(name, info)
+        return info
+
+    async def _serving_status(self) -> int:
+        """SERVING once every replica of every model has loaded and warmed up its model
+        (answered a ping); afterwards, as long as each model has a replica that answers."""
+        try:
+            if not self._all_replicas_warm:
+                for name, served in self._models.items():
+                    pings = [self._describe(name, slot) for slot in range(served.replicas)]
+                    replies = await asyncio.gather(*pings)
+                    if len({info.served_by.replica_id for info in replies}) < served.replicas:
+                        return health_pb2.HealthCheckResponse.NOT_SERVING
+                self._all_replicas_warm = True
+            else:
+                await asyncio.gather(*(self._describe(name, slot=0) for name in self._models))
+        except Exception as exc:
+            logger.info("health check: not serving (%s)", type(exc).__name__)
+            return health_pb2.HealthCheckResponse.NOT_SERVING
+        return health_pb2.HealthCheckResponse.SERVING
+
+
+def _as_error(error: ItemError) -> ClassifyError:
+    return ClassifyError(f"image: {error.message}", error.code)
+
+
+def _as_classify_error(exc: BaseException, where: str) -> ClassifyError:
+    """Map any exception to a ClassifyError whose message is safe to show a client."""
+    if isinstance(exc, ClassifyError):
+        return exc
+    if isinstance(exc, BackPressureError):
+        return ClassifyError(
+            "the server is overloaded; retry with backoff", Code.RESOURCE_EXHAUSTED
+        )
+    if isinstance(exc, (RayActorError, DeploymentUnavailableError, ReplicaUnavailableError)):
+        return ClassifyError("a model replica is unavailable; retry", Code.UNAVAILABLE)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return ClassifyError("a model replica did not answer in time; retry", Code.UNAVAILABLE)
+    logger.error("%s failed", where, exc_info=exc)
+    return ClassifyError("internal error; the server log has the details")
+
+
+def _fail(
+    grpc_context: RayServegRPCContext, exc: BaseException, empty: Response, where: str
+) -> Response:
+    error = _as_classify_error(exc, where)
+    grpc_context.set_code(grpc.StatusCode[error.code.name])
+    grpc_context.set_details(error.message)
+    return empty

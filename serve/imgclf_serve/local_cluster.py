@@ -1,0 +1,321 @@
+"""Run imgclf on a local, self-contained Ray cluster: what `make serve` / `make stop` and
+the integration tests use.
+
+    python -m imgclf_serve.local_cluster up [--config serve/serve_config.yaml] [--grpc-port 9000]
+    python -m imgclf_serve.local_cluster down
+    python -m imgclf_serve.local_cluster status
+
+The cluster gets its own temp dir and auth token (Ray 2.60 turns token auth on), binds its
+node to 127.0.0.1, runs no dashboard, and exports metrics on --metrics-port. `down` stops
+exactly the processes of that temp dir, by PID, and nothing else Ray runs on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "serve" / "serve_config.yaml"
+STATE_FILE = REPO_ROOT / ".run" / "local_cluster.json"
+RAY_BIN = Path(sys.executable).with_name("ray")
+SERVE_BIN = Path(sys.executable).with_name("serve")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class LocalCluster:
+    """One single-node Ray cluster with the imgclf Serve application on it."""
+
+    temp_dir: Path
+    gcs_port: int
+    grpc_port: int
+    http_port: int
+    metrics_port: int
+
+    @classmethod
+    def create(
+        cls, *, grpc_port: int | None = None, metrics_port: int | None = None
+    ) -> LocalCluster:
+        # Short, so that Ray's unix socket paths under it stay within 107 bytes.
+        temp_dir = Path(tempfile.mkdtemp(prefix="imgclf-ray-", dir="/tmp"))
+        return cls(
+            temp_dir=temp_dir,
+            gcs_port=free_port(),
+            grpc_port=grpc_port or free_port(),
+            http_port=free_port(),
+            metrics_port=metrics_port or free_port(),
+        )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def token_path(self) -> Path:
+        return self.temp_dir / "auth_token"
+
+    def env(self) -> dict[str, str]:
+        """Environment for any process that talks to this cluster."""
+        env = dict(os.environ)
+        env.update(
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN_PATH=str(self.token_path),
+            RAY_ADDRESS=self.address,
+            RAY_USAGE_STATS_ENABLED="0",
+        )
+        return env
+
+    def start(self, *, num_cpus: int | None = None, resources: dict[str, float] | None = None):
+        """Start the head node (the whole cluster)."""
+        self.token_path.write_text(secrets.token_hex(32))
+        self.token_path.chmod(0o600)
+        if num_cpus is None:
+            # At least two CPU slots, so a CPU-only machine still runs two model replicas.
+            num_cpus = max(2, os.cpu_count() or 1)
+        command = [
+            str(RAY_BIN),
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={self.gcs_port}",
+            f"--temp-dir={self.temp_dir}",
+            "--include-dashboard=false",
+            f"--dashboard-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--ray-client-server-port={free_port()}",
+            f"--metrics-export-port={self.metrics_port}",
+            f"--num-cpus={num_cpus}",
+            "--disable-usage-stats",
+        ]
+        if resources:
+            command.append(f"--resources={json.dumps(resources)}")
+        _run(command, self.env(), "ray start")
+
+    def deploy(self, config_path: Path) -> Path:
+        """Deploy a Serve config file with this cluster's ports; returns the file deployed."""
+        config = yaml.safe_load(config_path.read_text())
+        config.setdefault("grpc_options", {})["port"] = self.grpc_port
+        config.setdefault("http_options", {})["port"] = self.http_port
+        config["http_options"]["host"] = "127.0.0.1"
+        deployed = self.temp_dir / "serve_config.yaml"
+        deployed.write_text(yaml.safe_dump(config, sort_keys=False))
+        command = [str(SERVE_BIN), "run", "--non-blocking", f"--address={self.address}"]
+        _run([*command, str(deployed)], self.env(), "serve run")
+        return deployed
+
+    def wait_serving(self, timeout_s: float = 600.0) -> None:
+        """Block until grpc.health.v1 Check answers SERVING; fail early if the deploy failed."""
+        deadline = time.monotonic() + timeout_s
+        last_status_check = 0.0
+        with grpc.insecure_channel(self.grpc_target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                with contextlib.suppress(grpc.RpcError):
+                    reply = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                if time.monotonic() - last_status_check > 10:
+                    last_status_check = time.monotonic()
+                    self._raise_if_deploy_failed()
+                time.sleep(1)
+        raise TimeoutError(
+            f"imgclf did not report SERVING on {self.grpc_target} within {timeout_s:.0f} s; "
+            f"logs: {self.temp_dir}/session_latest/logs"
+        )
+
+    def _raise_if_deploy_failed(self) -> None:
+        script = (
+            "import json, ray; from ray import serve; ray.init(logging_level='ERROR'); "
+            "s = serve.status(); print(json.dumps({n: [str(a.status), a.message] "
+            "for n, a in s.applications.items()}))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script], env=self.env(), capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            return
+        statuses = json.loads(result.stdout.strip().splitlines()[-1])
+        for name, (status, message) in statuses.items():
+            if status.endswith("DEPLOY_FAILED") or status.endswith("UNHEALTHY"):
+                raise RuntimeError(f"application {name} is {status}:\n{message}")
+
+    def pids(self) -> list[int]:
+        """PIDs of this cluster's processes: those naming its temp dir and their descendants."""
+        marker = str(self.temp_dir)
+        parents: dict[int, int] = {}
+        roots = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+            if marker in cmdline:
+                roots.append(pid)
+        found = set(roots)
+        changed = True
+        while changed:
+            children = {pid for pid, ppid in parents.items() if ppid in found} - found
+            found |= children
+            changed = bool(children)
+        found.discard(os.getpid())
+        return sorted(found)
+
+    def stop(self, grace_s: float = 10.0) -> list[int]:
+        """Stop every process of this cluster (SIGTERM, then SIGKILL); returns their PIDs."""
+        pids = self.pids()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+                time.sleep(0.2)
+            if not any(_alive(pid) for pid in pids):
+                break
+        return pids
+
+    def save(self, path: Path = STATE_FILE) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({k: str(v) for k, v in asdict(self).items()}, indent=2))
+
+    @classmethod
+    def load(cls, path: Path = STATE_FILE) -> LocalCluster | None:
+        if not path.is_file():
+            return None
+        data: dict[str, Any] = json.loads(path.read_text())
+        return cls(
+            temp_dir=Path(data["temp_dir"]),
+            **{k: int(v) for k, v in data.items() if k != "temp_dir"},
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _run(command: list[str], env: dict[str, str], what: str) -> None:
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()[-4000:]
+        raise RuntimeError(f"{what} failed (exit {result.returncode}):\n{output}")
+
+
+def _up(args: argparse.Namespace) -> int:
+    cluster = LocalCluster.load()
+    if cluster is not None and cluster.pids():
+        print(f"reusing the running cluster in {cluster.temp_dir}; redeploying {args.config}")
+    else:
+        for port, flag in ((args.grpc_port, "--grpc-port"), (args.metrics_port, "--metrics-port")):
+            if port_in_use(port):
+                print(f"port {port} is in use; free it or pass {flag}", file=sys.stderr)
+                return 1
+        cluster = LocalCluster.create(grpc_port=args.grpc_port, metrics_port=args.metrics_port)
+        cluster.save()
+        print(f"starting Ray in {cluster.temp_dir} ...")
+        cluster.start(num_cpus=args.num_cpus, resources=json.loads(args.resources or "{}"))
+    print(f"deploying {args.config} ...")
+    cluster.deploy(Path(args.config))
+    print("waiting for the model replicas to load and warm up ...")
+    cluster.wait_serving(timeout_s=args.timeout)
+    print(_ready_message(cluster))
+    return 0
+
+
+def _ready_message(cluster: LocalCluster) -> str:
+    return f"""
+imgclf is SERVING on {cluster.grpc_target} (gRPC, imgclf.v1.ClassifierService)
+  classify:   .venv/bin/python examples/classify.py --target {cluster.grpc_target} \\
+                  tests/data/images/tiger.jpg
+  health:     grpc.health.v1.Health/Check on {cluster.grpc_target}
+  metrics:    curl -s 127.0.0.1:{cluster.metrics_port}/metrics | grep ray_serve_
+  Ray logs:   {cluster.temp_dir}/session_latest/logs
+  stop:       make stop
+"""
+
+
+def _down(_: argparse.Namespace) -> int:
+    cluster = LocalCluster.load()
+    if cluster is None:
+        print("no local cluster recorded; nothing to stop")
+        return 0
+    pids = cluster.stop()
+    STATE_FILE.unlink(missing_ok=True)
+    print(f"stopped {len(pids)} processes of the cluster in {cluster.temp_dir}")
+    return 0
+
+
+def _status(_: argparse.Namespace) -> int:
+    cluster = LocalCluster.load()
+    if cluster is None or not cluster.pids():
+        print("not running")
+        return 1
+    print(f"running: {len(cluster.pids())} processes, temp dir {cluster.temp_dir}")
+    print(f"gRPC {cluster.grpc_target}, metrics 127.0.0.1:{cluster.metrics_port}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m imgclf_serve.local_cluster")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start Ray (if needed), deploy, wait until SERVING")
+    up.add_argument("--config", default=str(DEFAULT_CONFIG))
+    up.add_argument("--grpc-port", type=int, default=9000)
+    up.add_argument("--metrics-port", type=int, default=8080)
+    up.add_argument("--num-cpus", type=int, default=None)
+    up.add_argument("--resources", default=None, help='e.g. \'{"neuron_cores": 4}\'')
+    up.add_argument("--timeout", type=float, default=600.0)
+    up.set_defaults(func=_up)
+    commands.add_parser("down", help="stop every process of the cluster").set_defaults(func=_down)
+    commands.add_parser("status", help="is it running?").set_defaults(func=_status)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

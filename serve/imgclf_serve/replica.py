@@ -1,0 +1,137 @@
+"""The model deployment: one replica per core. Loads the model once, warms it up, then
+decodes images on a thread pool and merges them into batches for the core.
+
+Lifecycle: __init__ (pick backend, load, warm up) -> reconfigure(user_config) ->
+classify / classify_share per call -> _forward_batch per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import ray
+from PIL import Image
+from ray import serve
+
+from imgclf_serve.backends import ModelSource, load_backend, resolve_backend
+from imgclf_serve.devices import DeviceKind, assigned_device
+from imgclf_serve.errors import ClassifyError, Code
+from imgclf_serve.models import get_spec, imagenet_labels
+from imgclf_serve.postprocess import top_k
+from imgclf_serve.preprocess import ImageLimits, load_image
+from imgclf_serve.results import ItemError, ItemResult, ReplicaInfo, ServedBy
+from imgclf_serve.settings import BatchingConfig, ModelConfig
+
+logger = logging.getLogger("ray.serve")
+
+# Pillow releases the GIL while decoding, so decoding overlaps the forward pass.
+DECODE_THREADS = 2
+
+
+@serve.deployment
+class ModelReplica:
+    def __init__(self, model: ModelConfig, device_kind: DeviceKind, limits: ImageLimits) -> None:
+        started = time.perf_counter()
+        self._spec = get_spec(model.name)
+        self._limits = limits
+        self._labels = imagenet_labels()
+        device = assigned_device(device_kind)
+        backend_name = resolve_backend(model.backend, device)
+        self._backend = load_backend(
+            backend_name,
+            self._spec,
+            ModelSource(weights=model.weights, artifact=model.artifact),
+            cpu_threads=max(1, round(model.cpus_per_replica)),
+        )
+        self._served_by = ServedBy(
+            replica_id=serve.get_replica_context().replica_id.unique_id,
+            device_kind=device.kind,
+            core_ids=device.core_ids,
+            backend=backend_name.value,
+            node_id=ray.get_runtime_context().get_node_id(),
+        )
+        self._forward_pool = ThreadPoolExecutor(
+            1, thread_name_prefix="forward", initializer=self._backend.init_thread
+        )
+        self._decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
+        self._warm_batch_sizes: set[int] = set()
+        self._warm_up(1)
+        logger.info(
+            "model %s ready on %s, backend %s, in %.1f s",
+            model.name,
+            device.describe(),
+            backend_name.value,
+            time.perf_counter() - started,
+        )
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Apply batching settings; a config-file deploy changes them without a restart."""
+        batching = BatchingConfig.model_validate(user_config)
+        self._warm_up(batching.max_batch_size)
+        self._forward_batch.set_max_batch_size(batching.max_batch_size)
+        self._forward_batch.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+        logger.info("batching: %s", batching)
+
+    async def classify(self, image: bytes, top_k: int) -> ItemResult:
+        """One image -> its top-k predictions or its error."""
+        return await self._classify_one(image, top_k)
+
+    async def classify_share(self, images: list[bytes], top_k: int, slot: int) -> list[ItemResult]:
+        """A share of a ClassifyBatch call, in order. `slot` is read by the request router
+        (routing.py) to send each share of a call to a different replica."""
+        return list(await asyncio.gather(*(self._classify_one(image, top_k) for image in images)))
+
+    async def describe(self, slot: int | None = None) -> ReplicaInfo:
+        """What this replica serves; answering at all means the model is loaded and warm.
+        Health checks pass `slot` to reach each replica in turn (see routing.py)."""
+        return ReplicaInfo(
+            model=self._spec.name,
+            input_size=self._spec.input_size,
+            num_classes=self._spec.num_classes,
+            served_by=self._served_by,
+        )
+
+    async def _classify_one(self, image: bytes, k: int) -> ItemResult:
+        loop = asyncio.get_running_loop()
+        try:
+            pixels = await loop.run_in_executor(
+                self._decode_pool, load_image, image, self._spec.preprocess, self._limits
+            )
+            probabilities = await self._forward_batch(pixels)
+        except ClassifyError as exc:
+            return self._failed(ItemError.from_exception(exc))
+        except Exception:
+            logger.exception("classifying an image failed")
+            return self._failed(ItemError(Code.INTERNAL, "the model failed on this image"))
+        return ItemResult(top_k(probabilities, k, self._labels), self._served_by)
+
+    def _failed(self, error: ItemError) -> ItemResult:
+        return ItemResult(served_by=self._served_by, error=error)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _forward_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        batch = np.stack(images)
+        loop = asyncio.get_running_loop()
+        probabilities = await loop.run_in_executor(self._forward_pool, self._backend.predict, batch)
+        return list(probabilities)
+
+    def _warm_up(self, batch_size: int) -> None:
+        """Decode an image and run a batch of `batch_size` through the model once, so the
+        first requests do not pay for lazy initialisation. Serve reports the replica ready
+        only after __init__ and the first reconfigure, so both happen before traffic."""
+        if batch_size in self._warm_batch_sizes:
+            return
+        sample = io.BytesIO()
+        Image.new("RGB", (320, 240), (128, 64, 32)).save(sample, format="JPEG")
+        pixels = self._decode_pool.submit(
+            load_image, sample.getvalue(), self._spec.preprocess, self._limits
+        ).result()
+        batch = np.stack([pixels] * batch_size)
+        self._forward_pool.submit(self._backend.predict, batch).result()
+        self._warm_batch_sizes.add(batch_size)

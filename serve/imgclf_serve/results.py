@@ -1,0 +1,59 @@
+"""What a model replica returns to the ingress: plain frozen dataclasses, no protos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imgclf_serve.devices import DeviceKind
+from imgclf_serve.errors import ClassifyError, Code
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class and its softmax probability in [0, 1]."""
+
+    label: str
+    class_index: int
+    probability: float
+
+
+@dataclass(frozen=True)
+class ServedBy:
+    """The replica and core that ran an image."""
+
+    replica_id: str
+    device_kind: DeviceKind
+    core_ids: tuple[int, ...]
+    backend: str
+    node_id: str
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """Why one image failed; the message does not yet name the image's index."""
+
+    code: Code
+    message: str
+
+    @classmethod
+    def from_exception(cls, exc: ClassifyError) -> ItemError:
+        return cls(exc.code, exc.message)
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The outcome for one image: predictions, or an error."""
+
+    predictions: tuple[Prediction, ...] = ()
+    served_by: ServedBy | None = None
+    error: ItemError | None = None
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """What a replica says about itself, for ListModels and health checks."""
+
+    model: str
+    input_size: int
+    num_classes: int
+    served_by: ServedBy

@@ -1,0 +1,108 @@
+"""Typed configuration of the Serve application, checked when the application is built.
+
+`AppArgs` is the `args:` of the application in the Serve config file
+(serve/serve_config.yaml): what is deployed, where. `BatchingConfig` is the `user_config` of
+each model deployment (the config's `deployments:` section): tuning that a redeploy applies in
+place, without restarting replicas. (A change to `args` changes the application's code version
+in Ray Serve and restarts every replica.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from imgclf_serve.models import DEFAULT_MODEL, REGISTRY
+from imgclf_serve.preprocess import ImageLimits
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BatchingConfig(_Strict):
+    """How a replica merges concurrent images into one forward pass (@serve.batch)."""
+
+    max_batch_size: int = Field(8, ge=1, le=512, description="Most images per forward pass.")
+    batch_wait_timeout_s: float = Field(
+        0.005, ge=0, le=1, description="How long a partial batch waits for more images."
+    )
+
+
+class ModelConfig(_Strict):
+    """One deployed model: which weights, on which backend and cores, how many replicas."""
+
+    name: str = Field(description=f"A registered model: {', '.join(sorted(REGISTRY))}.")
+    weights: Path | None = Field(
+        None, description="A state dict file; default: the model's embedded weights."
+    )
+    artifact: Path | None = Field(
+        None, description="A model compiled by `python -m imgclf_serve.compile`."
+    )
+    backend: Literal["auto", "cpu", "cuda", "neuron", "neuronx"] = "auto"
+    device: Literal["auto", "neuron_core", "gpu", "cpu"] = Field(
+        "auto",
+        description="The core kind each replica is pinned to; auto: NeuronCores if the cluster "
+        "has any, else GPUs, else CPU slots.",
+    )
+    replicas: int | None = Field(
+        None, ge=1, description="Replica count; default: one per core of `device` in the cluster."
+    )
+    cpus_per_replica: float = Field(
+        1.0, ge=0, description="CPUs Ray reserves per replica; CPU backends use as many threads."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.name not in REGISTRY:
+            known = ", ".join(sorted(REGISTRY))
+            raise ValueError(f"unknown model {self.name!r}; registered models: {known}")
+        needs = {"neuron": "neuron_core", "neuronx": "neuron_core", "cuda": "gpu"}
+        wanted = needs.get(self.backend)
+        if wanted and self.device not in ("auto", wanted):
+            raise ValueError(
+                f"model {self.name}: backend {self.backend} runs on device {wanted}, "
+                f"not {self.device}"
+            )
+        return self
+
+
+class LimitsConfig(_Strict):
+    """Per-call bounds; a request beyond them gets INVALID_ARGUMENT naming the limit."""
+
+    max_images_per_batch: int = Field(256, ge=1, le=65536)
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1)
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+
+class AppArgs(_Strict):
+    """Arguments of `imgclf_serve.app:build_app`."""
+
+    models: list[ModelConfig] = Field(
+        default_factory=lambda: [ModelConfig(name=DEFAULT_MODEL)], min_length=1
+    )
+    default_model: str | None = Field(
+        None, description="Model for requests that name none; default: the first model."
+    )
+    limits: LimitsConfig = LimitsConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> AppArgs:
+        names = [model.name for model in self.models]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"models listed twice: {', '.join(duplicates)}")
+        if self.default_model is not None and self.default_model not in names:
+            raise ValueError(
+                f"default_model {self.default_model!r} is not among the models: {', '.join(names)}"
+            )
+        return self
+
+    @property
+    def default_model_name(self) -> str:
+        return self.default_model or self.models[0].name

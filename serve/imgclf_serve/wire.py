@@ -1,0 +1,67 @@
+"""Domain results <-> imgclf.v1 messages. The only module besides ingress.py that sees protos."""
+
+from __future__ import annotations
+
+from imgclf.v1 import classifier_service_pb2 as pb
+from imgclf_serve.devices import DeviceKind
+from imgclf_serve.results import ItemResult, Prediction, ReplicaInfo, ServedBy
+
+DEVICE_KIND = {
+    DeviceKind.CPU: pb.DEVICE_KIND_CPU,
+    DeviceKind.GPU: pb.DEVICE_KIND_GPU,
+    DeviceKind.NEURON_CORE: pb.DEVICE_KIND_NEURON_CORE,
+}
+BACKEND = {
+    "cpu": pb.BACKEND_CPU,
+    "cuda": pb.BACKEND_CUDA,
+    "neuron": pb.BACKEND_NEURON,
+    "neuronx": pb.BACKEND_NEURONX,
+}
+
+
+def predictions_to_proto(predictions: tuple[Prediction, ...]) -> list[pb.Prediction]:
+    return [
+        pb.Prediction(label=p.label, class_index=p.class_index, probability=p.probability)
+        for p in predictions
+    ]
+
+
+def served_by_to_proto(served_by: ServedBy) -> pb.ServedBy:
+    return pb.ServedBy(
+        replica_id=served_by.replica_id,
+        device_kind=DEVICE_KIND[served_by.device_kind],
+        core_ids=served_by.core_ids,
+        backend=BACKEND.get(served_by.backend, pb.BACKEND_UNSPECIFIED),
+        node_id=served_by.node_id,
+    )
+
+
+def classify_response(model: str, result: ItemResult) -> pb.ClassifyResponse:
+    response = pb.ClassifyResponse(
+        model=model, predictions=predictions_to_proto(result.predictions)
+    )
+    if result.served_by is not None:
+        response.served_by.CopyFrom(served_by_to_proto(result.served_by))
+    return response
+
+
+def batch_item(index: int, result: ItemResult) -> pb.ClassifyBatchItem:
+    item = pb.ClassifyBatchItem(predictions=predictions_to_proto(result.predictions))
+    if result.served_by is not None:
+        item.served_by.CopyFrom(served_by_to_proto(result.served_by))
+    if result.error is not None:
+        item.error.code = int(result.error.code)
+        item.error.message = f"image {index}: {result.error.message}"
+    return item
+
+
+def model_info(info: ReplicaInfo, replicas: int) -> pb.ModelInfo:
+    return pb.ModelInfo(
+        name=info.model,
+        input_height=info.input_size,
+        input_width=info.input_size,
+        num_classes=info.num_classes,
+        backend=BACKEND.get(info.served_by.backend, pb.BACKEND_UNSPECIFIED),
+        device_kind=DEVICE_KIND[info.served_by.device_kind],
+        replicas=replicas,
+    )
