@@ -65,7 +65,6 @@ class ClassifierIngress:
         self._limits = limits
         self._image_limits = limits.image_limits()
         self._slots = SlotCounter()
-        self._infos: dict[str, ReplicaInfo] = {}
         self._all_replicas_warm = False
 
     # imgclf.v1.ClassifierService
@@ -198,12 +197,9 @@ class ClassifierIngress:
         return [result for result in results if result is not None]
 
     async def _describe(self, name: str, slot: int | None = None) -> ReplicaInfo:
-        if slot is None and name in self._infos:
-            return self._infos[name]
         info: ReplicaInfo = await asyncio.wait_for(
             self._handles[name].describe.remote(slot=slot), HEALTH_PING_TIMEOUT_S
         )
-        self._infos.setdefault(name, info)
         return info
 
     async def _serving_status(self) -> int:
@@ -226,7 +222,7 @@ class ClassifierIngress:
 
 
 def _as_error(error: ItemError) -> ClassifyError:
-    return ClassifyError(f"image: {error.message}", error.code)
+    return ClassifyError(error.message, error.code)
 
 
 def _as_classify_error(exc: BaseException, where: str) -> ClassifyError:

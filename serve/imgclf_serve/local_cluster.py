@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--grpc-port", type=int, default=9000)
     up.add_argument("--metrics-port", type=int, default=8080)
     up.add_argument("--num-cpus", type=int, default=None)
-    up.add_argument("--resources", default=None, help='e.g. \'{"neuron_cores": 4}\'')
+    up.add_argument("--resources", default=None, help="e.g. '{\"neuron_cores\": 4}'")
     up.add_argument("--timeout", type=float, default=600.0)
     up.set_defaults(func=_up)
     commands.add_parser("down", help="stop every process of the cluster").set_defaults(func=_down)

@@ -61,6 +61,7 @@ class ModelReplica:
         )
         self._decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
         self._warm_batch_sizes: set[int] = set()
+        self._batching = BatchingConfig()
         self._warm_up(1)
         logger.info(
             "model %s ready on %s, backend %s, in %.1f s",
@@ -76,6 +77,7 @@ class ModelReplica:
         self._warm_up(batching.max_batch_size)
         self._forward_batch.set_max_batch_size(batching.max_batch_size)
         self._forward_batch.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+        self._batching = batching
         logger.info("batching: %s", batching)
 
     async def classify(self, image: bytes, top_k: int) -> ItemResult:
@@ -94,6 +96,7 @@ class ModelReplica:
             model=self._spec.name,
             input_size=self._spec.input_size,
             num_classes=self._spec.num_classes,
+            max_batch_size=self._batching.max_batch_size,
             served_by=self._served_by,
         )
 

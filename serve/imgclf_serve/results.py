@@ -56,4 +56,5 @@ class ReplicaInfo:
     model: str
     input_size: int
     num_classes: int
+    max_batch_size: int
     served_by: ServedBy

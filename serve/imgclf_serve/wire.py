@@ -64,4 +64,5 @@ def model_info(info: ReplicaInfo, replicas: int) -> pb.ModelInfo:
         backend=BACKEND.get(info.served_by.backend, pb.BACKEND_UNSPECIFIED),
         device_kind=DEVICE_KIND[info.served_by.device_kind],
         replicas=replicas,
+        max_batch_size=info.max_batch_size,
     )

@@ -1,0 +1,64 @@
+# imgclf — `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+GRPC_PORT ?= 9000
+METRICS_PORT ?= 8080
+PROTOS := $(shell find protos -name '*.proto')
+GENERATED := clients/imgclf/v1/classifier_service_pb2.py
+
+.DEFAULT_GOAL := help
+.PHONY: help setup serve stop status test unit integration lint format typecheck protos check-protos clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: $(INSTALLED) ## create .venv and install imgclf with its serve and dev extras
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[serve,dev]'
+	touch $@
+
+$(GENERATED): $(PROTOS) | $(INSTALLED)
+	$(BIN)/python scripts/protos.py generate
+
+serve: $(INSTALLED) $(GENERATED) ## set up, start Ray + imgclf on 127.0.0.1:9000, return once SERVING
+	$(BIN)/python -m imgclf_serve.local_cluster up --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+
+stop: ## stop every process `make serve` started
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m imgclf_serve.local_cluster down; fi
+
+status: $(INSTALLED) ## is the local server running?
+	$(BIN)/python -m imgclf_serve.local_cluster status
+
+test: lint check-protos typecheck ## set up, then lint, check generated code, type-check, run all tests
+	$(BIN)/pytest
+
+unit: $(INSTALLED) ## unit tests only (no Ray cluster)
+	$(BIN)/pytest tests/unit
+
+integration: $(INSTALLED) ## integration tests only (a real local Ray cluster and gRPC proxy)
+	$(BIN)/pytest tests/integration
+
+lint: $(INSTALLED) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(INSTALLED) ## mypy on the client package
+	$(BIN)/mypy
+
+protos: $(INSTALLED) ## regenerate clients/imgclf/v1 from protos/
+	$(BIN)/python scripts/protos.py generate
+
+check-protos: $(INSTALLED) ## fail if the committed generated code differs from a fresh generation
+	$(BIN)/python scripts/protos.py check
+
+clean: stop ## stop the server, remove .venv and caches
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache .mypy_cache

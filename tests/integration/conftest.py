@@ -1,0 +1,107 @@
+"""One real local Ray cluster for the integration tests, with the real Serve config.
+
+The cluster declares `neuron_cores: 4` to Ray, as a node with one Inferentia 1 chip would.
+There is no Neuron hardware or runtime here, so each replica holds a real, distinct core id
+but runs the CPU backend (the `auto` fallback). ResNet50 runs beside it on one CPU replica,
+from a weights file of random values written by the test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import torch
+import yaml
+
+from imgclf.v1 import classifier_service_pb2 as pb
+from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
+from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster
+
+NEURON_CORES = 4
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Server:
+    cluster: LocalCluster
+    config_path: Path
+    channel: grpc.Channel
+    stub: pb_grpc.ClassifierServiceStub
+
+    def redeploy(self, edit) -> None:  # type: ignore[no-untyped-def]
+        """Redeploy the Serve config after `edit(config_dict)` changes it."""
+        config = yaml.safe_load(self.config_path.read_text())
+        edit(config)
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.cluster.deploy(self.config_path)
+
+
+def test_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg]
+    """serve/serve_config.yaml with test-sized CPU reservations and a second model."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    (app,) = config["applications"]
+    (lite0,) = app["args"]["models"]
+    lite0["cpus_per_replica"] = 0.25  # four NeuronCore replicas on a 2-CPU machine
+    app["args"]["models"].append(
+        {
+            "name": "resnet50",
+            "weights": str(resnet50_weights),
+            "device": "cpu",
+            "replicas": 1,
+            "cpus_per_replica": 0.25,
+        }
+    )
+    return config
+
+
+@pytest.fixture(scope="session")
+def resnet50_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from torchvision.models import resnet50
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "resnet50-random-init.pth"
+    torch.save(resnet50(weights=None).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, resnet50_weights: Path) -> Iterator[Server]:
+    cluster = LocalCluster.create()
+    config_path = tmp_path_factory.mktemp("serve") / "serve_config.yaml"
+    config_path.write_text(yaml.safe_dump(test_config(resnet50_weights), sort_keys=False))
+    try:
+        cluster.start(num_cpus=2, resources={"neuron_cores": NEURON_CORES})
+        cluster.deploy(config_path)
+        cluster.wait_serving(timeout_s=600)
+        with grpc.insecure_channel(cluster.grpc_target) as channel:
+            yield Server(cluster, config_path, channel, pb_grpc.ClassifierServiceStub(channel))
+    finally:
+        cluster.stop()
+        assert cluster.pids() == [], "processes of the test cluster are still running"
+
+
+@pytest.fixture(scope="session")
+def stub(server: Server) -> pb_grpc.ClassifierServiceStub:
+    return server.stub
+
+
+INTERNALS = re.compile(
+    r"Traceback|File \"|\.py\b|pid=|\bpid\b|ray::|ActorID|actor_id|\b\d{1,3}(\.\d{1,3}){3}\b",
+    re.IGNORECASE,
+)
+
+
+def assert_no_internals(details: str | None) -> None:
+    """A status message for a client: no traceback, file path, PID, actor id or IP."""
+    assert details, "the status has no message"
+    assert not INTERNALS.search(details), f"internal detail leaked: {details!r}"
+
+
+def replicas_of(response: pb.ClassifyBatchResponse) -> list[str]:
+    return [item.served_by.replica_id for item in response.items]

@@ -1,0 +1,57 @@
+"""placement.plan_replicas: core kind and replica count from the cluster's resources."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgclf_serve.devices import DeviceKind
+from imgclf_serve.placement import ReplicaPlan, plan_replicas
+from imgclf_serve.settings import ModelConfig
+
+
+def plan(resources: dict[str, float], **model: object) -> ReplicaPlan:
+    config = ModelConfig(name="efficientnet-lite0", **model)  # type: ignore[arg-type]
+    return plan_replicas([config], resources)["efficientnet-lite0"]
+
+
+def test_one_replica_per_neuron_core() -> None:
+    result = plan({"CPU": 4, "neuron_cores": 4}, cpus_per_replica=0.5)
+    assert result == ReplicaPlan(DeviceKind.NEURON_CORE, 4, 0.5)
+    assert result.ray_actor_options() == {"num_cpus": 0.5, "resources": {"neuron_cores": 1}}
+
+
+def test_one_replica_per_gpu() -> None:
+    result = plan({"CPU": 16, "GPU": 2})
+    assert (result.device_kind, result.replicas) == (DeviceKind.GPU, 2)
+    assert result.ray_actor_options() == {"num_cpus": 1.0, "num_gpus": 1}
+
+
+def test_cpu_slots_by_cpus_per_replica() -> None:
+    assert plan({"CPU": 2}).replicas == 2
+    assert plan({"CPU": 8}, cpus_per_replica=2).replicas == 4
+    assert plan({"CPU": 2}).ray_actor_options() == {"num_cpus": 1.0}
+
+
+def test_explicit_replicas_and_device_win() -> None:
+    result = plan({"CPU": 2, "neuron_cores": 16}, device="cpu", replicas=3)
+    assert (result.device_kind, result.replicas) == (DeviceKind.CPU, 3)
+
+
+def test_explicit_neuron_backend_implies_neuron_cores() -> None:
+    assert plan({"neuron_cores": 2}, backend="neuronx").device_kind is DeviceKind.NEURON_CORE
+
+
+def test_no_cores_yet_needs_explicit_replicas() -> None:
+    with pytest.raises(ValueError, match="set `replicas`"):
+        plan({"CPU": 1}, device="neuron_core")
+    assert plan({"CPU": 1}, device="neuron_core", replicas=4).replicas == 4
+
+
+def test_two_models_cannot_both_claim_every_core() -> None:
+    models = [ModelConfig(name="efficientnet-lite0"), ModelConfig(name="resnet50")]
+    with pytest.raises(ValueError, match="several models"):
+        plan_replicas(models, {"neuron_cores": 4})
+    models[1] = ModelConfig(name="resnet50", device="cpu", replicas=1)
+    plans = plan_replicas(models, {"neuron_cores": 4, "CPU": 2})
+    assert plans["efficientnet-lite0"].replicas == 4
+    assert plans["resnet50"].device_kind is DeviceKind.CPU

@@ -1,0 +1,62 @@
+"""settings: the Serve application's arguments are checked with clear messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from imgclf_serve.settings import AppArgs, BatchingConfig, ModelConfig
+
+SERVE_CONFIG = Path(__file__).parents[2] / "serve" / "serve_config.yaml"
+
+
+def test_defaults_serve_the_embedded_model() -> None:
+    args = AppArgs()
+    assert [m.name for m in args.models] == ["efficientnet-lite0"]
+    assert args.default_model_name == "efficientnet-lite0"
+
+
+def test_the_serve_config_file_validates() -> None:
+    config = yaml.safe_load(SERVE_CONFIG.read_text())
+    (app,) = config["applications"]
+    args = AppArgs.model_validate(app["args"])
+    assert args.default_model_name == "efficientnet-lite0"
+    for deployment in app["deployments"]:
+        if "user_config" in deployment:
+            BatchingConfig.model_validate(deployment["user_config"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"models": [{"name": "vgg"}]}, "unknown model 'vgg'; registered models"),
+        ({"models": []}, "at least 1 item"),
+        ({"models": [{"name": "resnet50"}, {"name": "resnet50"}]}, "models listed twice"),
+        ({"default_model": "resnet50"}, "default_model 'resnet50' is not among the models"),
+        (
+            {"models": [{"name": "resnet50", "backend": "cuda", "device": "neuron_core"}]},
+            "runs on device gpu",
+        ),
+        ({"models": [{"name": "resnet50", "replicas": 0}]}, "greater than or equal to 1"),
+        ({"modles": []}, "Extra inputs are not permitted"),
+        ({"limits": {"max_images_per_batch": 0}}, "greater than or equal to 1"),
+    ],
+)
+def test_bad_args_are_refused_with_a_reason(args: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        AppArgs.model_validate(args)
+
+
+def test_batching_bounds() -> None:
+    with pytest.raises(ValidationError, match="max_batch_size"):
+        BatchingConfig(max_batch_size=0)
+    with pytest.raises(ValidationError, match="batch_wait_timeout_s"):
+        BatchingConfig(batch_wait_timeout_s=-1)
+
+
+def test_model_paths_are_paths() -> None:
+    model = ModelConfig(name="resnet50", weights="/models/r50.pth")  # type: ignore[arg-type]
+    assert model.weights == Path("/models/r50.pth")
