@@ -173,21 +173,22 @@ class LocalCluster:
                 raise RuntimeError(f"application {name} is {status}:\n{message}")
 
     def pids(self) -> list[int]:
-        """PIDs of this cluster's processes: those naming its temp dir and their descendants."""
-        marker = str(self.temp_dir)
+        """PIDs of this cluster's processes: those naming its temp dir or its GCS address
+        (the Ray client server names only the latter), and their descendants."""
+        markers = (str(self.temp_dir), f":{self.gcs_port} ")
         parents: dict[int, int] = {}
         roots = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
             pid = int(entry.name)
             parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-            if marker in cmdline:
+            if any(marker in cmdline + " " for marker in markers):
                 roots.append(pid)
         found = set(roots)
         changed = True
@@ -198,7 +199,7 @@ class LocalCluster:
         found.discard(os.getpid())
         return sorted(found)
 
-    def stop(self, grace_s: float = 10.0) -> list[int]:
+    def stop(self, grace_s: float = 3.0) -> list[int]:
         """Stop every process of this cluster (SIGTERM, then SIGKILL); returns their PIDs."""
         pids = self.pids()
         for sig in (signal.SIGTERM, signal.SIGKILL):
