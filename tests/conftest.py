@@ -8,7 +8,7 @@ import pytest
 
 IMAGES_DIR = Path(__file__).parent / "data" / "images"
 
-# Top-1 label of the embedded EfficientNet-Lite0 for each seed image (tests/data/images/EXPECTED.md).
+# Top-1 label of the embedded EfficientNet-Lite0 per seed image (tests/data/images/EXPECTED.md).
 SEED_TOP1 = {
     "kitten_small.jpg": "tabby",
     "tiger.jpg": "tiger",

@@ -182,7 +182,8 @@ class LocalCluster:
             if not entry.name.isdigit():
                 continue
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                raw_cmdline = (entry / "cmdline").read_bytes()
+                cmdline = raw_cmdline.replace(b"\0", b" ").decode(errors="replace")
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue

@@ -138,8 +138,8 @@ def center_crop_resize(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
     else:
         new_width, new_height = int(spec.resize * width / height), spec.resize
     crop = spec.crop
-    left = int(round((new_width - crop) / 2.0))
-    top = int(round((new_height - crop) / 2.0))
+    left = round((new_width - crop) / 2.0)
+    top = round((new_height - crop) / 2.0)
     scale_x, scale_y = width / new_width, height / new_height
     box = (left * scale_x, top * scale_y, (left + crop) * scale_x, (top + crop) * scale_y)
     return image.resize((crop, crop), Image.Resampling.BILINEAR, box=box)

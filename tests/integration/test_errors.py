@@ -28,15 +28,46 @@ def bad_classify_cases(
     seed: dict[str, bytes],
 ) -> list[tuple[str, pb.ClassifyRequest, grpc.StatusCode, str]]:
     tiger = seed["tiger.jpg"]
+    request = pb.ClassifyRequest
     return [
-        ("empty bytes", pb.ClassifyRequest(image=b""), INVALID, "image is empty (0 bytes)"),
-        ("random bytes", pb.ClassifyRequest(image=bytes(range(256)) * 4), INVALID, "not a recognised image format"),
-        ("truncated JPEG", pb.ClassifyRequest(image=tiger[: len(tiger) // 3]), INVALID, "cannot decode JPEG image"),
-        ("text file", pb.ClassifyRequest(image=b"hello, I am a text file\n" * 20), INVALID, "not a recognised image format"),
-        ("over the pixel limit", pb.ClassifyRequest(image=png_bomb(8000, 6000)), INVALID, "8000x6000 = 48000000 pixels, over the limit of 40000000 pixels"),
-        ("top_k 1001", pb.ClassifyRequest(image=tiger, top_k=1001), INVALID, "top_k must be in [1, 1000] (0 means 5); got 1001"),
-        ("unknown model", pb.ClassifyRequest(image=tiger, model="vgg16"), grpc.StatusCode.NOT_FOUND, "model 'vgg16' is not deployed; deployed models: efficientnet-lite0, resnet50"),
-    ]  # fmt: skip
+        ("empty bytes", request(image=b""), INVALID, "image is empty (0 bytes)"),
+        (
+            "random bytes",
+            request(image=bytes(range(256)) * 4),
+            INVALID,
+            "not a recognised image format",
+        ),
+        (
+            "truncated JPEG",
+            request(image=tiger[: len(tiger) // 3]),
+            INVALID,
+            "cannot decode JPEG image",
+        ),
+        (
+            "text file",
+            request(image=b"hello, I am a text file\n" * 20),
+            INVALID,
+            "not a recognised image format",
+        ),
+        (
+            "over the pixel limit",
+            request(image=png_bomb(8000, 6000)),
+            INVALID,
+            "8000x6000 = 48000000 pixels, over the limit of 40000000 pixels",
+        ),
+        (
+            "top_k 1001",
+            request(image=tiger, top_k=1001),
+            INVALID,
+            "top_k must be in [1, 1000] (0 means 5); got 1001",
+        ),
+        (
+            "unknown model",
+            request(image=tiger, model="vgg16"),
+            grpc.StatusCode.NOT_FOUND,
+            "model 'vgg16' is not deployed; deployed models: efficientnet-lite0, resnet50",
+        ),
+    ]
 
 
 CASE_NAMES = [case[0] for case in bad_classify_cases({"tiger.jpg": b""})]
