@@ -19,3 +19,15 @@ SEED_TOP1 = {
 @pytest.fixture(scope="session")
 def seed_images() -> dict[str, bytes]:
     return {name: (IMAGES_DIR / name).read_bytes() for name in SEED_TOP1}
+
+
+@pytest.fixture(scope="session")
+def resnet50_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A torchvision ResNet50 state dict of random values (no download in tests)."""
+    import torch
+    from torchvision.models import resnet50
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "resnet50-random-init.pth"
+    torch.save(resnet50(weights=None).state_dict(), path)
+    return path

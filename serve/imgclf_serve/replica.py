@@ -32,6 +32,8 @@ logger = logging.getLogger("ray.serve")
 
 # Pillow releases the GIL while decoding, so decoding overlaps the forward pass.
 DECODE_THREADS = 2
+# Until the first reconfigure() applies the deployment's user_config.
+INITIAL_BATCHING = BatchingConfig()
 
 
 @serve.deployment
@@ -61,7 +63,7 @@ class ModelReplica:
         )
         self._decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
         self._warm_batch_sizes: set[int] = set()
-        self._batching = BatchingConfig()
+        self._batching = INITIAL_BATCHING
         self._warm_up(1)
         logger.info(
             "model %s ready on %s, backend %s, in %.1f s",
@@ -117,7 +119,10 @@ class ModelReplica:
     def _failed(self, error: ItemError) -> ItemResult:
         return ItemResult(served_by=self._served_by, error=error)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    @serve.batch(
+        max_batch_size=INITIAL_BATCHING.max_batch_size,
+        batch_wait_timeout_s=INITIAL_BATCHING.batch_wait_timeout_s,
+    )
     async def _forward_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         batch = np.stack(images)
         loop = asyncio.get_running_loop()

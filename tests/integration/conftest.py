@@ -15,7 +15,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-import torch
 import yaml
 
 from imgclf.v1 import classifier_service_pb2 as pb
@@ -58,16 +57,6 @@ def test_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg]
         }
     )
     return config
-
-
-@pytest.fixture(scope="session")
-def resnet50_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from torchvision.models import resnet50
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "resnet50-random-init.pth"
-    torch.save(resnet50(weights=None).state_dict(), path)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -49,16 +49,6 @@ def test_embedded_efficientnet_lite0_classifies_the_seed_images(
     ]
 
 
-@pytest.fixture(scope="module")
-def resnet50_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from torchvision.models import resnet50
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "resnet50-random.pth"
-    torch.save(resnet50(weights=None).state_dict(), path)
-    return path
-
-
 def test_resnet50_loads_a_weights_file(resnet50_weights: Path) -> None:
     module = get_spec("resnet50").build(resnet50_weights)
     expected = torch.load(resnet50_weights, weights_only=True)
