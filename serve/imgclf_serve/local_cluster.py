@@ -159,8 +159,9 @@ class LocalCluster:
     def _raise_if_deploy_failed(self) -> None:
         script = (
             "import json, ray; from ray import serve; ray.init(logging_level='ERROR'); "
-            "s = serve.status(); print(json.dumps({n: [str(a.status), a.message] "
-            "for n, a in s.applications.items()}))"
+            "apps = serve.status().applications; print(json.dumps({n: [a.status, a.message, "
+            "[d.message for d in a.deployments.values() if d.status != 'HEALTHY' and d.message]]"
+            " for n, a in apps.items()}))"
         )
         result = subprocess.run(
             [sys.executable, "-c", script], env=self.env(), capture_output=True, text=True
@@ -168,9 +169,10 @@ class LocalCluster:
         if result.returncode != 0:
             return
         statuses = json.loads(result.stdout.strip().splitlines()[-1])
-        for name, (status, message) in statuses.items():
-            if status.endswith("DEPLOY_FAILED") or status.endswith("UNHEALTHY"):
-                raise RuntimeError(f"application {name} is {status}:\n{message}")
+        for name, (status, message, deployment_messages) in statuses.items():
+            if status in ("DEPLOY_FAILED", "UNHEALTHY"):
+                reasons = [_last_exception(m) for m in (message, *deployment_messages)]
+                raise RuntimeError(f"application {name} is {status}:\n" + "\n".join(reasons))
 
     def pids(self) -> list[int]:
         """PIDs of this cluster's processes: those naming its temp dir or its GCS address
@@ -229,6 +231,13 @@ class LocalCluster:
         )
 
 
+def _last_exception(message: str) -> str:
+    """The final exception of a Ray status message, without the traceback above it."""
+    lines = message.strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line[:1].strip() and "Error" in line]
+    return "\n".join(lines[starts[-1] :]) if starts else message
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -260,7 +269,11 @@ def _up(args: argparse.Namespace) -> int:
     print(f"deploying {args.config} ...")
     cluster.deploy(Path(args.config))
     print("waiting for the model replicas to load and warm up ...")
-    cluster.wait_serving(timeout_s=args.timeout)
+    try:
+        cluster.wait_serving(timeout_s=args.timeout)
+    except (RuntimeError, TimeoutError):
+        print("Ray is still running: fix and run `make serve` again, or `make stop`.")
+        raise
     print(_ready_message(cluster))
     return 0
 
