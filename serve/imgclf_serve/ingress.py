@@ -214,7 +214,7 @@ class ClassifierIngress:
                         return health_pb2.HealthCheckResponse.NOT_SERVING
                 self._all_replicas_warm = True
             else:
-                await asyncio.gather(*(self._describe(name, slot=0) for name in self._models))
+                await asyncio.gather(*(self._describe(name) for name in self._models))
         except Exception as exc:
             logger.info("health check: not serving (%s)", type(exc).__name__)
             return health_pb2.HealthCheckResponse.NOT_SERVING

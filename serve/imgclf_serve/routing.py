@@ -55,9 +55,10 @@ class SlotCounter:
 
 
 class ShareRouter(RequestRouter):
-    """Routes a request with a `slot` keyword to replica slot mod R; others by power of two
-    choices. If the chosen replica is full, the least-loaded other replica takes the share
-    (the split degrades, the call does not wait)."""
+    """Routes a request with a `slot` keyword to replica slot mod R, waiting for it if it is
+    full (as the other replicas are then busy with the same call's other shares); requests
+    without a slot by power of two choices. R is the number of running replicas, so a share
+    whose replica died goes to a live one."""
 
     async def choose_replicas(
         self,
@@ -73,9 +74,7 @@ class ShareRouter(RequestRouter):
         if slot is None:
             return [random.sample(candidate_replicas, min(2, len(candidate_replicas)))]
         ordered = sorted(candidate_replicas, key=lambda replica: replica.replica_id.unique_id)
-        target = ordered[slot % len(ordered)]
-        others = [replica for replica in ordered if replica is not target]
-        return [[target], others] if others else [[target]]
+        return [[ordered[slot % len(ordered)]]]
 
     def _fulfill_next_pending_request(
         self, replica: RunningReplica, request_metadata: RequestMetadata | None = None

@@ -20,6 +20,7 @@ import yaml
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster
+from tests.conftest import IMAGES_DIR
 
 NEURON_CORES = 4
 
@@ -32,6 +33,7 @@ class Server:
     config_path: Path
     channel: grpc.Channel
     stub: pb_grpc.ClassifierServiceStub
+    tiger: bytes
 
     def redeploy(self, edit) -> None:  # type: ignore[no-untyped-def]
         """Redeploy the Serve config after `edit(config_dict)` changes it."""
@@ -69,7 +71,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, resnet50_weights: Path) -> 
         cluster.deploy(config_path)
         cluster.wait_serving(timeout_s=600)
         with grpc.insecure_channel(cluster.grpc_target) as channel:
-            yield Server(cluster, config_path, channel, pb_grpc.ClassifierServiceStub(channel))
+            stub = pb_grpc.ClassifierServiceStub(channel)
+            yield Server(
+                cluster, config_path, channel, stub, (IMAGES_DIR / "tiger.jpg").read_bytes()
+            )
     finally:
         cluster.stop()
         assert cluster.pids() == [], "processes of the test cluster are still running"
