@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 GRPC_PORT ?= 9000
 METRICS_PORT ?= 8080
+# e.g. make serve NUM_CPUS=4 RESOURCES='{"neuron_cores": 4}' to pretend this host has 4 NeuronCores
+NUM_CPUS ?=
+RESOURCES ?=
 PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py
 
@@ -26,7 +29,8 @@ $(GENERATED): $(PROTOS) | $(INSTALLED)
 	$(BIN)/python scripts/protos.py generate
 
 serve: $(INSTALLED) $(GENERATED) ## set up, start Ray + imgclf on 127.0.0.1:9000, return once SERVING
-	$(BIN)/python -m imgclf_serve.local_cluster up --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+	$(BIN)/python -m imgclf_serve.local_cluster up --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
+		$(if $(NUM_CPUS),--num-cpus $(NUM_CPUS)) $(if $(RESOURCES),--resources '$(RESOURCES)')
 
 stop: ## stop every process `make serve` started
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m imgclf_serve.local_cluster down; fi

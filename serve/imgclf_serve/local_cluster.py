@@ -136,10 +136,13 @@ class LocalCluster:
         _run([*command, str(deployed)], self.env(), "serve run")
         return deployed
 
-    def wait_serving(self, timeout_s: float = 600.0) -> None:
-        """Block until grpc.health.v1 Check answers SERVING; fail early if the deploy failed."""
+    def wait_serving(self, timeout_s: float = 600.0, progress=print) -> None:  # type: ignore[no-untyped-def]
+        """Block until grpc.health.v1 Check answers SERVING. Every 10 s, read Serve's status:
+        fail early if the deploy failed, and pass new status messages (e.g. replicas waiting
+        for resources) to `progress`."""
         deadline = time.monotonic() + timeout_s
-        last_status_check = 0.0
+        next_status_check = time.monotonic() + 10
+        seen: set[str] = set()
         with grpc.insecure_channel(self.grpc_target) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
@@ -147,16 +150,20 @@ class LocalCluster:
                     reply = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         return
-                if time.monotonic() - last_status_check > 10:
-                    last_status_check = time.monotonic()
-                    self._raise_if_deploy_failed()
+                if time.monotonic() > next_status_check:
+                    next_status_check = time.monotonic() + 10
+                    for message in self._deploy_messages():
+                        if message not in seen:
+                            seen.add(message)
+                            progress(f"  {message}")
                 time.sleep(1)
         raise TimeoutError(
             f"imgclf did not report SERVING on {self.grpc_target} within {timeout_s:.0f} s; "
             f"logs: {self.temp_dir}/session_latest/logs"
         )
 
-    def _raise_if_deploy_failed(self) -> None:
+    def _deploy_messages(self) -> list[str]:
+        """Serve's status messages for what is not running yet; raises if the deploy failed."""
         script = (
             "import json, ray; from ray import serve; ray.init(logging_level='ERROR'); "
             "apps = serve.status().applications; print(json.dumps({n: [a.status, a.message, "
@@ -167,12 +174,15 @@ class LocalCluster:
             [sys.executable, "-c", script], env=self.env(), capture_output=True, text=True
         )
         if result.returncode != 0:
-            return
+            return []
         statuses = json.loads(result.stdout.strip().splitlines()[-1])
+        messages = []
         for name, (status, message, deployment_messages) in statuses.items():
+            reasons = [_last_exception(m) for m in (message, *deployment_messages) if m]
             if status in ("DEPLOY_FAILED", "UNHEALTHY"):
-                reasons = [_last_exception(m) for m in (message, *deployment_messages)]
                 raise RuntimeError(f"application {name} is {status}:\n" + "\n".join(reasons))
+            messages += reasons
+        return messages
 
     def pids(self) -> list[int]:
         """PIDs of this cluster's processes: those naming its temp dir or its GCS address
