@@ -99,7 +99,7 @@ class ClassifierIngress:
         self, request: pb.ListModelsRequest, grpc_context: RayServegRPCContext
     ) -> pb.ListModelsResponse:
         try:
-            infos = [await self._describe(name) for name in self._models]
+            infos = await asyncio.gather(*(self._describe(name) for name in self._models))
         except Exception as exc:
             return _fail(grpc_context, exc, pb.ListModelsResponse(), "ListModels")
         return pb.ListModelsResponse(

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,9 @@ class LocalCluster:
         _run([*command, str(deployed)], self.env(), "serve run")
         return deployed
 
-    def wait_serving(self, timeout_s: float = 600.0, progress=print) -> None:  # type: ignore[no-untyped-def]
+    def wait_serving(
+        self, timeout_s: float = 600.0, progress: Callable[[str], None] = print
+    ) -> None:
         """Block until grpc.health.v1 Check answers SERVING. Every 10 s, read Serve's status:
         fail early if the deploy failed, and pass new status messages (e.g. replicas waiting
         for resources) to `progress`."""
