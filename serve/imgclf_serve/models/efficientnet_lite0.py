@@ -39,5 +39,4 @@ SPEC = ModelSpec(
     name="efficientnet-lite0",
     preprocess=PreprocessSpec(resize=256, crop=224),
     build=build,
-    embedded_weights=embedded_weights,
 )

@@ -18,13 +18,12 @@ class ModelSpec:
     """A registered model.
 
     `build(weights)` returns the eval-mode torch module with weights loaded from `weights`,
-    or from `embedded_weights()` when the model ships its own.
+    or from the model's embedded weights when `weights` is None and it ships some.
     """
 
     name: str
     preprocess: PreprocessSpec
     build: Callable[[Path | None], torch.nn.Module] = field(repr=False)
-    embedded_weights: Callable[[], Path] | None = field(default=None, repr=False)
     num_classes: int = 1000
 
     @property
