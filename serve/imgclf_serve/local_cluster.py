@@ -316,10 +316,11 @@ def _down(_: argparse.Namespace) -> int:
 
 def _status(_: argparse.Namespace) -> int:
     cluster = LocalCluster.load()
-    if cluster is None or not cluster.pids():
+    pids = cluster.pids() if cluster is not None else []
+    if cluster is None or not pids:
         print("not running")
         return 1
-    print(f"running: {len(cluster.pids())} processes, temp dir {cluster.temp_dir}")
+    print(f"running: {len(pids)} processes, temp dir {cluster.temp_dir}")
     print(f"gRPC {cluster.grpc_target}, metrics 127.0.0.1:{cluster.metrics_port}")
     return 0
 

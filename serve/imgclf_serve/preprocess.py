@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -47,6 +48,17 @@ class PreprocessSpec:
     def __post_init__(self) -> None:
         if not 0 < self.crop <= self.resize:
             raise ValueError(f"crop ({self.crop}) must be in [1, resize ({self.resize})]")
+
+    @cached_property
+    def scale(self) -> np.ndarray:
+        """Per-channel factor from 8-bit pixels to normalised values: 1 / (255 std)."""
+        return np.asarray([1.0 / (255.0 * s) for s in self.std], dtype=np.float32)
+
+    @cached_property
+    def shift(self) -> np.ndarray:
+        """Per-channel offset subtracted after scaling: mean / std."""
+        pairs = zip(self.mean, self.std, strict=True)
+        return np.asarray([m / s for m, s in pairs], dtype=np.float32)
 
 
 def load_image(data: bytes, spec: PreprocessSpec, limits: ImageLimits) -> np.ndarray:
@@ -148,6 +160,4 @@ def center_crop_resize(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
 def to_array(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     """8-bit RGB image -> (3, H, W) float32, scaled to [0, 1] and normalised by mean/std."""
     pixels = np.asarray(image, dtype=np.float32)
-    scale = np.asarray([1.0 / (255.0 * s) for s in spec.std], dtype=np.float32)
-    shift = np.asarray([m / s for m, s in zip(spec.mean, spec.std, strict=True)], dtype=np.float32)
-    return np.ascontiguousarray((pixels * scale - shift).transpose(2, 0, 1))
+    return np.ascontiguousarray((pixels * spec.scale - spec.shift).transpose(2, 0, 1))

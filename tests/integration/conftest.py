@@ -43,7 +43,7 @@ class Server:
         self.cluster.deploy(self.config_path)
 
 
-def test_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg]
+def integration_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg]
     """serve/serve_config.yaml with test-sized CPU reservations and a second model."""
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     (app,) = config["applications"]
@@ -65,7 +65,7 @@ def test_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg]
 def server(tmp_path_factory: pytest.TempPathFactory, resnet50_weights: Path) -> Iterator[Server]:
     cluster = LocalCluster.create()
     config_path = tmp_path_factory.mktemp("serve") / "serve_config.yaml"
-    config_path.write_text(yaml.safe_dump(test_config(resnet50_weights), sort_keys=False))
+    config_path.write_text(yaml.safe_dump(integration_config(resnet50_weights), sort_keys=False))
     try:
         cluster.start(num_cpus=2, resources={"neuron_cores": NEURON_CORES})
         cluster.deploy(config_path)
