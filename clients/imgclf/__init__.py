@@ -1,4 +1,70 @@
-"""imgclf: the Python client of the imgclf image classification server.
+"""imgclf: the Python client for the imgclf image-classification server.
 
-The generated gRPC code for the imgclf.v1 API lives in :mod:`imgclf.v1`.
+    from imgclf import ClassifierClient
+
+    with ClassifierClient("127.0.0.1:9000") as client:
+        result = client.classify("kitten.jpg", top_k=3)
+        print(result.top.label, result.top.probability)
+
+`AsyncClassifierClient` is the asyncio twin. Failures raise `imgclf.errors.ImgclfError`
+subclasses; the generated imgclf.v1 messages live in `imgclf.v1`.
 """
+
+from imgclf.aio import AsyncClassifierClient
+from imgclf.client import ClassifierClient
+from imgclf.errors import (
+    DeadlineExceeded,
+    ImgclfError,
+    InternalError,
+    InvalidArgument,
+    InvalidImage,
+    ModelNotFound,
+    NotFound,
+    Overloaded,
+    Unavailable,
+)
+from imgclf.images import ImageInput
+from imgclf.options import TLS, USE_CLIENT_DEFAULT, Keepalive, RetryPolicy
+from imgclf.results import (
+    Backend,
+    BatchItem,
+    Classification,
+    DeviceKind,
+    HealthStatus,
+    ItemError,
+    Limits,
+    ModelInfo,
+    Prediction,
+    ServedBy,
+    ServerModels,
+)
+
+__all__ = [
+    "TLS",
+    "USE_CLIENT_DEFAULT",
+    "AsyncClassifierClient",
+    "Backend",
+    "BatchItem",
+    "Classification",
+    "ClassifierClient",
+    "DeadlineExceeded",
+    "DeviceKind",
+    "HealthStatus",
+    "ImageInput",
+    "ImgclfError",
+    "InternalError",
+    "InvalidArgument",
+    "InvalidImage",
+    "ItemError",
+    "Keepalive",
+    "Limits",
+    "ModelInfo",
+    "ModelNotFound",
+    "NotFound",
+    "Overloaded",
+    "Prediction",
+    "RetryPolicy",
+    "ServedBy",
+    "ServerModels",
+    "Unavailable",
+]

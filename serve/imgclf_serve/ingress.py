@@ -26,7 +26,13 @@ from ray.serve.handle import DeploymentHandle
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf_serve import wire
-from imgclf_serve.errors import ClassifyError, Code, InvalidArgument, ModelNotFound
+from imgclf_serve.errors import (
+    ClassifyError,
+    InvalidArgument,
+    ModelNotFound,
+    Overloaded,
+    ReplicaUnavailable,
+)
 from imgclf_serve.postprocess import DEFAULT_TOP_K
 from imgclf_serve.preprocess import check_size
 from imgclf_serve.results import ItemError, ItemResult, ReplicaInfo
@@ -79,7 +85,9 @@ class ClassifierIngress:
         except Exception as exc:
             return _fail(grpc_context, exc, pb.ClassifyResponse(), "Classify")
         if result.error is not None:
-            return _fail(grpc_context, _as_error(result.error), pb.ClassifyResponse(), "Classify")
+            return _fail(
+                grpc_context, result.error.to_exception(), pb.ClassifyResponse(), "Classify"
+            )
         return wire.classify_response(name, result)
 
     async def ClassifyBatch(
@@ -221,22 +229,16 @@ class ClassifierIngress:
         return health_pb2.HealthCheckResponse.SERVING
 
 
-def _as_error(error: ItemError) -> ClassifyError:
-    return ClassifyError(error.message, error.code)
-
-
 def _as_classify_error(exc: BaseException, where: str) -> ClassifyError:
     """Map any exception to a ClassifyError whose message is safe to show a client."""
     if isinstance(exc, ClassifyError):
         return exc
     if isinstance(exc, BackPressureError):
-        return ClassifyError(
-            "the server is overloaded; retry with backoff", Code.RESOURCE_EXHAUSTED
-        )
+        return Overloaded("the server is overloaded; retry with backoff")
     if isinstance(exc, (RayActorError, DeploymentUnavailableError, ReplicaUnavailableError)):
-        return ClassifyError("a model replica is unavailable; retry", Code.UNAVAILABLE)
+        return ReplicaUnavailable("a model replica is unavailable; retry")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return ClassifyError("a model replica did not answer in time; retry", Code.UNAVAILABLE)
+        return ReplicaUnavailable("a model replica did not answer in time; retry")
     logger.error("%s failed", where, exc_info=exc)
     return ClassifyError("internal error; the server log has the details")
 
@@ -247,4 +249,7 @@ def _fail(
     error = _as_classify_error(exc, where)
     grpc_context.set_code(grpc.StatusCode[error.code.name])
     grpc_context.set_details(error.message)
+    grpc_context.set_trailing_metadata(
+        [(wire.REASON_METADATA_KEY, pb.ErrorReason.Name(wire.error_reason(error.reason)))]
+    )
     return empty

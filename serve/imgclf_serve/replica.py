@@ -21,7 +21,7 @@ from ray import serve
 
 from imgclf_serve.backends import ModelSource, load_backend, resolve_backend
 from imgclf_serve.devices import DeviceKind, assigned_device
-from imgclf_serve.errors import ClassifyError, Code
+from imgclf_serve.errors import ClassifyError
 from imgclf_serve.models import get_spec, imagenet_labels
 from imgclf_serve.postprocess import top_k
 from imgclf_serve.preprocess import ImageLimits, load_image
@@ -113,7 +113,9 @@ class ModelReplica:
             return self._failed(ItemError.from_exception(exc))
         except Exception:
             logger.exception("classifying an image failed")
-            return self._failed(ItemError(Code.INTERNAL, "the model failed on this image"))
+            return self._failed(
+                ItemError.from_exception(ClassifyError("the model failed on this image"))
+            )
         return ItemResult(top_k(probabilities, k, self._labels), self._served_by)
 
     def _failed(self, error: ItemError) -> ItemResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imgclf_serve.devices import DeviceKind
-from imgclf_serve.errors import ClassifyError, Code
+from imgclf_serve.errors import ClassifyError, Code, Reason
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,15 @@ class ItemError:
     """Why one image failed; the message does not yet name the image's index."""
 
     code: Code
+    reason: Reason
     message: str
 
     @classmethod
     def from_exception(cls, exc: ClassifyError) -> ItemError:
-        return cls(exc.code, exc.message)
+        return cls(exc.code, exc.reason, exc.message)
+
+    def to_exception(self) -> ClassifyError:
+        return ClassifyError(self.message, self.code, self.reason)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf_serve.devices import DeviceKind
+from imgclf_serve.errors import Reason
 from imgclf_serve.results import ItemResult, Prediction, ReplicaInfo, ServedBy
 
 DEVICE_KIND = {
@@ -17,6 +18,13 @@ BACKEND = {
     "neuron": pb.BACKEND_NEURON,
     "neuronx": pb.BACKEND_NEURONX,
 }
+
+
+REASON_METADATA_KEY = "imgclf-error-reason"
+
+
+def error_reason(reason: Reason) -> pb.ErrorReason.ValueType:
+    return pb.ErrorReason.Value(f"ERROR_REASON_{reason.name}")
 
 
 def predictions_to_proto(predictions: tuple[Prediction, ...]) -> list[pb.Prediction]:
@@ -52,6 +60,7 @@ def batch_item(index: int, result: ItemResult) -> pb.ClassifyBatchItem:
     if result.error is not None:
         item.error.code = int(result.error.code)
         item.error.message = f"image {index}: {result.error.message}"
+        item.error.reason = error_reason(result.error.reason)
     return item
 
 

@@ -31,6 +31,8 @@ class ClassifierServiceStub:
     Errors use standard gRPC status codes: INVALID_ARGUMENT for a bad image or argument,
     NOT_FOUND for an unknown model, RESOURCE_EXHAUSTED when the server sheds load,
     DEADLINE_EXCEEDED when the call's deadline passed, INTERNAL for anything unexpected.
+    A failed call also carries the trailing metadata key "imgclf-error-reason" whose value
+    is an ErrorReason name (e.g. "ERROR_REASON_INVALID_IMAGE"), finer than the status code.
     """
 
     def __init__(self, channel):
@@ -62,6 +64,8 @@ class ClassifierServiceServicer:
     Errors use standard gRPC status codes: INVALID_ARGUMENT for a bad image or argument,
     NOT_FOUND for an unknown model, RESOURCE_EXHAUSTED when the server sheds load,
     DEADLINE_EXCEEDED when the call's deadline passed, INTERNAL for anything unexpected.
+    A failed call also carries the trailing metadata key "imgclf-error-reason" whose value
+    is an ErrorReason name (e.g. "ERROR_REASON_INVALID_IMAGE"), finer than the status code.
     """
 
     def Classify(self, request, context):
@@ -119,6 +123,8 @@ class ClassifierService:
     Errors use standard gRPC status codes: INVALID_ARGUMENT for a bad image or argument,
     NOT_FOUND for an unknown model, RESOURCE_EXHAUSTED when the server sheds load,
     DEADLINE_EXCEEDED when the call's deadline passed, INTERNAL for anything unexpected.
+    A failed call also carries the trailing metadata key "imgclf-error-reason" whose value
+    is an ErrorReason name (e.g. "ERROR_REASON_INVALID_IMAGE"), finer than the status code.
     """
 
     @staticmethod
