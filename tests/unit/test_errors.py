@@ -9,7 +9,7 @@ from imgclf_serve.results import ItemError
 
 
 def test_every_reason_has_a_wire_value_and_back() -> None:
-    wire_names = {name for name in pb.ErrorReason.keys() if name != "ERROR_REASON_UNSPECIFIED"}
+    wire_names = set(pb.ErrorReason.keys()) - {"ERROR_REASON_UNSPECIFIED"}
     ours = {pb.ErrorReason.Name(wire.error_reason(reason)) for reason in Reason}
     assert ours == wire_names
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 
 from imgclf.cli import inputs
 from imgclf.cli.classify import run_classify
-from imgclf.cli.render import models_table, to_json
+from imgclf.cli.render import models_table, report_error, to_json
 from imgclf.client import ClassifierClient
 from imgclf.errors import DeadlineExceeded, ImgclfError, Unavailable
 from imgclf.options import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TLS
@@ -30,21 +29,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             code: int = args.run(client, args)
             return code
     except inputs.InputError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return report_error(str(exc), EXIT_USAGE)
     except (Unavailable, DeadlineExceeded) as exc:
-        return _fail(
+        return report_error(
             f"cannot reach an imgclf server at {args.target} ({exc}); start one with "
             "`make serve`, or pass --target / set IMGCLF_TARGET",
             EXIT_UNREACHABLE,
         )
     except ImgclfError as exc:
-        return _fail(str(exc), EXIT_FAILED)
+        return report_error(str(exc), EXIT_FAILED)
     except OSError as exc:
-        return _fail(f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_USAGE)
+        return report_error(f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_USAGE)
     except ValueError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return report_error(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return report_error("interrupted", 130)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +104,7 @@ def connect(args: argparse.Namespace) -> ClassifierClient:
     tls = None
     if args.tls or args.ca_cert or args.cert or args.server_name:
         if bool(args.cert) != bool(args.key):
-            raise SystemExit(_fail("--cert and --key go together", EXIT_USAGE))
+            raise SystemExit(report_error("--cert and --key go together", EXIT_USAGE))
         tls = TLS(args.ca_cert, args.cert, args.key, args.server_name)
     return ClassifierClient(
         args.target, tls=tls, timeout=args.timeout, application=args.application
@@ -122,11 +121,6 @@ def _run_health(client: ClassifierClient, args: argparse.Namespace) -> int:
     status = client.health()
     print(status.value)
     return EXIT_OK if status is HealthStatus.SERVING else EXIT_FAILED
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"imgclf: error: {message}", file=sys.stderr)
-    return code
 
 
 def _positive_int(text: str) -> int:

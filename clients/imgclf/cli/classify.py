@@ -10,9 +10,9 @@ from pathlib import Path
 
 from imgclf.cli import inputs
 from imgclf.cli.progress import Progress
-from imgclf.cli.render import classification_table, item_json, item_text
+from imgclf.cli.render import classification_table, item_json, item_text, report_error
 from imgclf.client import ClassifierClient
-from imgclf.errors import ImgclfError
+from imgclf.errors import ImgclfError, InvalidArgument
 from imgclf.results import BatchItem, ItemError
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -26,7 +26,10 @@ def run_classify(client: ClassifierClient, args: argparse.Namespace) -> int:
 
 
 def _classify_one(client: ClassifierClient, path: Path, args: argparse.Namespace) -> int:
-    result = client.classify(path, top_k=args.top_k, model=args.model)
+    try:
+        result = client.classify(path, top_k=args.top_k, model=args.model)
+    except InvalidArgument as exc:
+        return report_error(f"{path}: {exc}", EXIT_FAILED)
     print(
         json.dumps(result.as_dict(), indent=2)
         if args.json

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import sys
 from typing import Any
 
 from imgclf.results import BatchItem, Classification, ItemError, ServerModels
@@ -14,9 +15,9 @@ def classification_table(name: str, result: Classification) -> str:
     where = ""
     if result.served_by is not None:
         served = result.served_by
-        cores = ",".join(str(core) for core in served.core_ids)
-        core_text = f" {cores}" if cores else ""
-        where = f" on {served.device_kind.value}{core_text} ({served.backend.value})"
+        where = " on " + " ".join([served.device_kind.value, *map(str, served.core_ids)])
+        if served.backend.value != served.device_kind.value:
+            where += f" ({served.backend.value} backend)"
     lines = [f"{name}  [{result.model}{where}]"]
     width = max(len(p.label) for p in result.predictions)
     for rank, p in enumerate(result.predictions, start=1):
@@ -83,3 +84,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def report_error(message: str, exit_status: int) -> int:
+    """One line on stderr, no traceback; returns the exit status to use."""
+    print(f"imgclf: error: {message}", file=sys.stderr)
+    return exit_status

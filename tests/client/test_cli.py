@@ -1,0 +1,152 @@
+"""The `imgclf` command against FakeClassifierServicer (a fake server): output shapes, exit
+statuses and one-line errors. tests/integration/test_client.py runs it against the real one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from imgclf.cli import main
+from tests.client.fake_server import FakeServer
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "b").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    for relative, content in [
+        ("a.jpg", b"cat"),
+        ("b/c.PNG", b"dog"),
+        ("b/d.webp", b"bad bytes"),
+        ("notes.txt", b"not an image suffix"),
+        (".hidden/e.jpg", b"skipped"),
+    ]:
+        (tmp_path / relative).write_bytes(content)
+    return tmp_path
+
+
+def test_one_image_prints_a_table_or_the_prototypes_json(
+    capsys: pytest.CaptureFixture[str], fake: FakeServer, folder: Path
+) -> None:
+    code, out, err = run(capsys, "classify", str(folder / "a.jpg"), "--target", fake.target)
+    assert code == 0 and err == ""
+    assert "a.jpg" in out and "fake-model" in out and "1. cat" in out and "100.00%" in out
+
+    code, out, _ = run(capsys, "classify", str(folder / "a.jpg"), "--json", "--target", fake.target)
+    assert code == 0 and json.loads(out) == {"cat": 1.0}
+
+
+def test_several_images_print_a_list_in_order_and_fail_on_a_bad_one(
+    capsys: pytest.CaptureFixture[str], fake: FakeServer, folder: Path
+) -> None:
+    paths = [str(folder / p) for p in ("b/c.PNG", "b/d.webp", "a.jpg")]
+    code, out, err = run(capsys, "classify", *paths, "--json", "--target", fake.target)
+    assert code == 1
+    first, failed, last = json.loads(out)
+    assert first == {"dog": 1.0} and last == {"cat": 1.0}
+    assert failed["error"]["code"] == "INVALID_ARGUMENT"
+    assert failed["error"]["reason"] == "INVALID_IMAGE"
+    assert "classified 2 of 3 images" in err and "1 failed" in err
+    assert f"{paths[1]}: INVALID_ARGUMENT: image 1: cannot decode" in err
+
+
+def test_recursive_walks_image_files_and_keys_json_by_path(
+    capsys: pytest.CaptureFixture[str], fake: FakeServer, folder: Path
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "classify",
+        "-r",
+        str(folder),
+        "--json",
+        "--chunk-size",
+        "2",
+        "--target",
+        fake.target,
+    )
+    assert code == 1
+    results = json.loads(out)
+    assert list(results) == [
+        str(folder / "a.jpg"),
+        str(folder / "b/c.PNG"),
+        str(folder / "b/d.webp"),
+    ]
+    assert results[str(folder / "a.jpg")] == {"cat": 1.0}
+    assert "error" in results[str(folder / "b/d.webp")]
+    assert [c.images for c in fake.servicer.calls_to("ClassifyBatch")] == [2, 1]
+
+    code, out, _ = run(capsys, "classify", "-r", str(folder / "b"), "--target", fake.target)
+    assert code == 1
+    assert "1. dog" in out and "FAILED INVALID_ARGUMENT" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["classify", "/no/such.jpg"], "/no/such.jpg: no such file or directory"),
+        (["classify", "{folder}"], "is a folder; pass --recursive"),
+        (["classify", "{folder}/a.jpg", "--model", "missing"], "NOT_FOUND: model 'missing'"),
+        (["classify", "{folder}/b/d.webp"], "b/d.webp: INVALID_ARGUMENT: cannot decode"),
+    ],
+)
+def test_errors_are_one_line_with_a_status(
+    capsys: pytest.CaptureFixture[str],
+    fake: FakeServer,
+    folder: Path,
+    argv: list[str],
+    message: str,
+) -> None:
+    argv = [arg.replace("{folder}", str(folder)) for arg in argv]
+    code, out, err = run(capsys, *argv, "--target", fake.target)
+    assert code in (1, 2) and out == ""
+    assert err.startswith("imgclf: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_server_that_is_down_is_exit_3(capsys: pytest.CaptureFixture[str], folder: Path) -> None:
+    code, out, err = run(capsys, "health", "--target", "127.0.0.1:1", "--timeout", "3")
+    assert code == 3 and out == ""
+    assert err.startswith("imgclf: error: cannot reach an imgclf server at 127.0.0.1:1")
+    assert err.count("\n") == 1
+
+
+def test_a_call_failing_mid_stream_stops_with_a_summary(
+    capsys: pytest.CaptureFixture[str], fake: FakeServer, folder: Path
+) -> None:
+    import grpc
+
+    fake.servicer.fail_next = [grpc.StatusCode.INTERNAL]
+    code, _, err = run(capsys, "classify", "-r", str(folder), "--target", fake.target)
+    assert code == 1
+    assert "stopped after 0 of 3 images: injected INTERNAL" in err
+
+
+def test_models_and_health(capsys: pytest.CaptureFixture[str], fake: FakeServer) -> None:
+    code, out, _ = run(capsys, "models", "--target", fake.target)
+    assert code == 0
+    assert out.splitlines()[0].split() == [
+        "MODEL",
+        "INPUT",
+        "CLASSES",
+        "BACKEND",
+        "DEVICE",
+        "REPLICAS",
+        "MAX",
+        "BATCH",
+    ]
+    assert "fake-model (default)" in out and "224x224" in out and "256 images" in out
+
+    code, out, _ = run(capsys, "models", "--json", "--target", fake.target)
+    assert json.loads(out)["limits"]["max_images_per_batch"] == 256
+
+    assert run(capsys, "health", "--target", fake.target)[:2] == (0, "SERVING\n")
+    fake.servicer.health_status = 2
+    assert run(capsys, "health", "--target", fake.target)[:2] == (1, "NOT_SERVING\n")
