@@ -41,8 +41,8 @@ status: $(INSTALLED) ## is the local server running?
 test: lint check-protos typecheck ## set up, then lint, check generated code, type-check, run all tests
 	$(BIN)/pytest
 
-unit: $(INSTALLED) ## unit tests only (no Ray cluster)
-	$(BIN)/pytest tests/unit
+unit: $(INSTALLED) ## unit and client-library tests (no Ray cluster)
+	$(BIN)/pytest tests/unit tests/client
 
 integration: $(INSTALLED) ## integration tests only (a real local Ray cluster and gRPC proxy)
 	$(BIN)/pytest tests/integration

@@ -17,7 +17,6 @@ from imgclf.errors import from_grpc_error
 from imgclf.images import ImageInput, image_bytes
 from imgclf.options import (
     DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_TARGET,
     DEFAULT_TIMEOUT_S,
     TLS,
     USE_CLIENT_DEFAULT,
@@ -26,6 +25,7 @@ from imgclf.options import (
     RetryPolicy,
     Timeout,
     as_tls,
+    default_target,
 )
 from imgclf.results import BatchItem, Classification, HealthStatus, ServerModels
 from imgclf.v1 import classifier_service_pb2 as pb
@@ -45,7 +45,7 @@ class AsyncClassifierClient:
 
     def __init__(
         self,
-        target: str = DEFAULT_TARGET,
+        target: str | None = None,
         *,
         tls: TLS | bool | None = None,
         timeout: float | None = DEFAULT_TIMEOUT_S,
@@ -66,7 +66,9 @@ class AsyncClassifierClient:
             max_images_per_call=max_images_per_call,
             concurrency=concurrency,
         )
-        settings = ChannelSettings(target, as_tls(tls), retry, keepalive, max_message_bytes)
+        settings = ChannelSettings(
+            default_target(target), as_tls(tls), retry, keepalive, max_message_bytes
+        )
         self._owns_channel = channel is None
         self._channel = channel if channel is not None else settings.aio_channel()
         self._stub = pb_grpc.ClassifierServiceStub(self._channel)

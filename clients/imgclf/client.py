@@ -16,7 +16,6 @@ from imgclf.errors import from_grpc_error
 from imgclf.images import ImageInput, image_bytes
 from imgclf.options import (
     DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_TARGET,
     DEFAULT_TIMEOUT_S,
     TLS,
     USE_CLIENT_DEFAULT,
@@ -25,6 +24,7 @@ from imgclf.options import (
     RetryPolicy,
     Timeout,
     as_tls,
+    default_target,
 )
 from imgclf.results import BatchItem, Classification, HealthStatus, ServerModels
 from imgclf.v1 import classifier_service_pb2 as pb
@@ -39,7 +39,8 @@ class ClassifierClient:
 
     Args:
         target: "host:port", or any gRPC target such as "dns:///imgclf.ml.svc:9000"; a name
-            with several addresses is load-balanced round-robin over all of them.
+            with several addresses is load-balanced round-robin over all of them. None
+            means $IMGCLF_TARGET, or 127.0.0.1:9000.
         tls: TLS settings, True for TLS with gRPC's bundled roots, or None for plaintext.
         timeout: default deadline of each call in seconds; None waits forever.
         retry: gRPC retry policy for UNAVAILABLE and RESOURCE_EXHAUSTED; None turns it off.
@@ -56,7 +57,7 @@ class ClassifierClient:
 
     def __init__(
         self,
-        target: str = DEFAULT_TARGET,
+        target: str | None = None,
         *,
         tls: TLS | bool | None = None,
         timeout: float | None = DEFAULT_TIMEOUT_S,
@@ -77,7 +78,9 @@ class ClassifierClient:
             max_images_per_call=max_images_per_call,
             concurrency=concurrency,
         )
-        settings = ChannelSettings(target, as_tls(tls), retry, keepalive, max_message_bytes)
+        settings = ChannelSettings(
+            default_target(target), as_tls(tls), retry, keepalive, max_message_bytes
+        )
         self._owns_channel = channel is None
         self._channel = channel if channel is not None else settings.sync_channel()
         self._stub = pb_grpc.ClassifierServiceStub(self._channel)

@@ -14,6 +14,7 @@ import grpc
 
 SERVICE_NAME = "imgclf.v1.ClassifierService"
 DEFAULT_TARGET = "127.0.0.1:9000"
+TARGET_ENV = "IMGCLF_TARGET"
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _MAX_CHANNEL_ARG = 2**31 - 1
@@ -169,6 +170,11 @@ class ChannelSettings:
         if self.tls is None:
             return grpc.aio.insecure_channel(self.target, options=self.options())
         return grpc.aio.secure_channel(self.target, self.tls.credentials(), options=self.options())
+
+
+def default_target(target: str | None) -> str:
+    """The target given, else $IMGCLF_TARGET, else 127.0.0.1:9000."""
+    return target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
 
 
 def as_tls(tls: TLS | bool | None) -> TLS | None:

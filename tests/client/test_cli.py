@@ -150,3 +150,19 @@ def test_models_and_health(capsys: pytest.CaptureFixture[str], fake: FakeServer)
     assert run(capsys, "health", "--target", fake.target)[:2] == (0, "SERVING\n")
     fake.servicer.health_status = 2
     assert run(capsys, "health", "--target", fake.target)[:2] == (1, "NOT_SERVING\n")
+
+
+def test_the_progress_line_is_drawn_only_on_a_terminal() -> None:
+    import io
+
+    from imgclf.cli.progress import Progress
+
+    shown, hidden = io.StringIO(), io.StringIO()
+    for stream, enabled in ((shown, True), (hidden, False)):
+        progress = Progress(stream, enabled)
+        progress.update(ok=True)
+        progress.update(ok=False)
+        progress.clear()
+        assert (progress.done, progress.failed) == (2, 1)
+    assert "1 images" in shown.getvalue() and shown.getvalue().endswith("\r\033[K")
+    assert hidden.getvalue() == ""

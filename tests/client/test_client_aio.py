@@ -58,7 +58,7 @@ def test_errors_retries_and_deadlines(fake: FakeServer) -> None:
 
 def test_batches_split_concurrently_and_stay_in_order(fake: FakeServer) -> None:
     fake.servicer.max_images_per_batch = 4
-    fake.servicer.delay_s = 0.05
+    fake.servicer.delay_s = 0.2  # long enough that the calls overlap
 
     async def main() -> list:  # type: ignore[type-arg]
         async with AsyncClassifierClient(fake.target) as client:
@@ -74,7 +74,7 @@ def test_batches_split_concurrently_and_stay_in_order(fake: FakeServer) -> None:
 
 
 def test_classify_iter_takes_an_async_generator(fake: FakeServer) -> None:
-    fake.servicer.delay_s = 0.02
+    fake.servicer.delay_s = 0.2  # long enough that the calls overlap
 
     async def images() -> AsyncIterator[bytes]:
         for i in range(10):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
-from imgclf import Classification, ClassifierClient, ItemError
+from imgclf import Classification, ClassifierClient, InternalError, ItemError, ModelNotFound
 from tests.client.fake_server import FakeServer
 
 
@@ -14,7 +15,7 @@ def labels(results: list) -> list[str]:  # type: ignore[type-arg]
 
 def test_a_batch_over_the_server_limit_is_split_evenly_and_reassembled(fake: FakeServer) -> None:
     fake.servicer.max_images_per_batch = 3
-    fake.servicer.delay_s = 0.05  # so the calls overlap
+    fake.servicer.delay_s = 0.2  # long enough that the calls overlap
     images = [f"img-{i}".encode() for i in range(10)]
     with ClassifierClient(fake.target) as client:
         results = client.classify_batch(images)
@@ -27,7 +28,7 @@ def test_a_batch_over_the_server_limit_is_split_evenly_and_reassembled(fake: Fak
 
 
 def test_concurrency_bounds_the_calls_in_flight(fake: FakeServer) -> None:
-    fake.servicer.delay_s = 0.05
+    fake.servicer.delay_s = 0.2  # long enough that the calls overlap
     images = [f"{i}".encode() for i in range(12)]
     with ClassifierClient(fake.target, max_images_per_call=1, concurrency=3) as client:
         assert labels(client.classify_batch(images)) == [f"{i}" for i in range(12)]
@@ -81,15 +82,14 @@ def test_empty_batch_makes_no_call(fake: FakeServer) -> None:
     assert fake.servicer.calls_to("ClassifyBatch") == []
 
 
-def test_a_failing_call_raises_and_cancels_the_rest(fake: FakeServer) -> None:
-    import grpc
+def test_a_call_level_failure_raises_from_classify_batch(fake: FakeServer) -> None:
+    client = ClassifierClient(fake.target, max_images_per_call=1)
+    with client, pytest.raises(ModelNotFound):
+        client.classify_batch([b"a", b"b", b"c"], model="missing")
 
-    from imgclf import ModelNotFound
 
-    with ClassifierClient(fake.target, max_images_per_call=1) as client:
-        with pytest.raises(ModelNotFound):
-            client.classify_batch([b"a", b"b", b"c"], model="missing")
-        fake.servicer.fail_next = [grpc.StatusCode.INVALID_ARGUMENT]
-        with pytest.raises(Exception) as raised:
-            list(client.classify_iter([b"a"] * 5, chunk_size=1))
-    assert "injected" in str(raised.value)
+def test_a_call_level_failure_raises_from_classify_iter(fake: FakeServer) -> None:
+    fake.servicer.fail_next = [grpc.StatusCode.INTERNAL]
+    client = ClassifierClient(fake.target, max_images_per_call=1)
+    with client, pytest.raises(InternalError, match="injected INTERNAL"):
+        list(client.classify_iter([b"a"] * 5, chunk_size=1))

@@ -93,3 +93,11 @@ def test_a_passed_channel_is_used_and_left_open(fake: FakeServer) -> None:
             assert client.classify(b"x").top.label == "x"
         # still usable: the client did not close a channel it did not create
         assert ClassifierClient(channel=channel).classify(b"y").top.label == "y"
+
+
+def test_the_target_defaults_to_the_environment(
+    fake: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMGCLF_TARGET", fake.target)
+    with ClassifierClient() as client:
+        assert client.classify(b"from-env").top.label == "from-env"

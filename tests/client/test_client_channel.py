@@ -96,6 +96,13 @@ def test_round_robin_spreads_calls_over_every_address() -> None:
     try:
         target = "ipv4:" + ",".join(f"127.0.0.1:{server.port}" for server in servers)
         with ClassifierClient(target, retry=RetryPolicy()) as client:
+            # round_robin uses the addresses that are connected; wait until both are
+            for _ in range(50):
+                client.classify(b"warm-up")
+                if all(server.servicer.calls for server in servers):
+                    break
+            for server in servers:
+                server.servicer.calls.clear()
             for _ in range(10):
                 client.classify(b"x")
         counts = [len(server.servicer.calls_to("Classify")) for server in servers]

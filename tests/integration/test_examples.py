@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,24 @@ def test_reports_a_bad_image_and_exits_non_zero(server: Server, tmp_path: Path) 
     assert result.returncode == 1
     assert "notes.jpg: INVALID_ARGUMENT: image 0: cannot decode" in result.stdout
     assert "tiger (292)" in result.stdout
+
+
+QUICKSTART = EXAMPLE.with_name("quickstart.py")
+README = EXAMPLE.parents[1] / "README.md"
+
+
+def test_the_readme_quickstart_is_the_example_and_runs(server: Server) -> None:
+    assert QUICKSTART.read_text().strip() in README.read_text()
+    env = {**os.environ, "IMGCLF_TARGET": server.cluster.grpc_target}
+    done = subprocess.run(
+        [sys.executable, str(QUICKSTART)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=README.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first.startswith("tiger 0.8") and "NEURON_CORE" in first
+    assert second.startswith("['tabby', 'image 1: cannot decode")

@@ -7,7 +7,6 @@ Exit status: 0 success; 1 an image failed, the server is not serving, or it refu
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 from imgclf.cli import inputs
@@ -15,7 +14,7 @@ from imgclf.cli.classify import run_classify
 from imgclf.cli.render import models_table, report_error, to_json
 from imgclf.client import ClassifierClient
 from imgclf.errors import DeadlineExceeded, ImgclfError, Unavailable
-from imgclf.options import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TLS
+from imgclf.options import DEFAULT_TARGET, DEFAULT_TIMEOUT_S, TARGET_ENV, TLS, default_target
 from imgclf.results import HealthStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -51,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     group = connection.add_argument_group("connection")
     group.add_argument(
         "--target",
-        default=os.environ.get("IMGCLF_TARGET", DEFAULT_TARGET),
-        help="server host:port or gRPC target (default: $IMGCLF_TARGET or %(default)s)",
+        default=default_target(None),
+        help=f"server host:port or gRPC target (default: ${TARGET_ENV} or {DEFAULT_TARGET})",
     )
     group.add_argument(
         "--timeout",
