@@ -110,3 +110,33 @@ def test_round_robin_spreads_calls_over_every_address() -> None:
         for server in servers:
             server.stop()
     assert counts == [5, 5]
+
+
+def test_channel_options_carry_keepalive_retries_and_round_robin() -> None:
+    import json
+
+    from imgclf import Keepalive
+    from imgclf.options import ChannelSettings
+
+    settings = ChannelSettings(
+        "dns:///imgclf.ml.svc:9000",
+        TLS(server_name="imgclf.test"),
+        RetryPolicy(),
+        Keepalive(time_s=60, timeout_s=5),
+        max_message_bytes=32 << 20,
+    )
+    options = dict(settings.options())
+    assert options["grpc.keepalive_time_ms"] == 60_000
+    assert options["grpc.keepalive_timeout_ms"] == 5_000
+    assert options["grpc.max_send_message_length"] == 32 << 20
+    assert options["grpc.per_rpc_retry_buffer_size"] == 32 << 20
+    assert options["grpc.ssl_target_name_override"] == "imgclf.test"
+    config = json.loads(options["grpc.service_config"])
+    assert config["loadBalancingConfig"] == [{"round_robin": {}}]
+    (method,) = config["methodConfig"]
+    assert method["name"] == [{"service": "imgclf.v1.ClassifierService"}]
+    assert method["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]
+
+    plain = dict(ChannelSettings("127.0.0.1:9000", None, None, None, 1 << 20).options())
+    assert plain["grpc.enable_retries"] == 0 and "grpc.keepalive_time_ms" not in plain
+    assert "methodConfig" not in json.loads(plain["grpc.service_config"])
