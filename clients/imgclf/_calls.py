@@ -4,11 +4,14 @@ deadlines and argument checks."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from imgclf import _wire, batching
 from imgclf.errors import REQUEST_ID_METADATA_KEY, InvalidImage
+from imgclf.images import ImageInput, image_bytes
 from imgclf.options import Timeout, check_metadata, resolve_timeout
+from imgclf.v1 import classifier_service_pb2 as pb
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -58,14 +61,24 @@ class CallSettings:
         routing = (("application", self.application),) if self.application else ()
         return ((REQUEST_ID_METADATA_KEY, request_id), *routing, *self.metadata)
 
-    def check_image_size(self, image: bytes) -> None:
+    def classify_request(
+        self, image: ImageInput, model: str | None, top_k: int | None
+    ) -> pb.ClassifyRequest:
+        check_top_k(top_k)
+        data = image_bytes(image)
         # Checked here: gRPC would refuse it with RESOURCE_EXHAUSTED, which reads as overload.
-        if len(image) + 1024 > self.max_message_bytes:
+        if len(data) + 1024 > self.max_message_bytes:
             raise InvalidImage(
-                f"the image is {len(image)} bytes, more than one call may carry "
+                f"the image is {len(data)} bytes, more than one call may carry "
                 f"(max_message_bytes={self.max_message_bytes})",
                 reason="IMAGE_TOO_LARGE",
             )
+        return _wire.classify_request(data, model, top_k)
+
+    def prepare(self, images: Iterable[ImageInput]) -> Iterator[batching.Prepared]:
+        """Each image read (lazily) and numbered; see batching.prepare."""
+        for index, image in enumerate(images):
+            yield batching.prepare(index, image, self.max_message_bytes)
 
 
 def new_request_id() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from imgclf.errors import reason_name
 from imgclf.results import (
@@ -12,6 +13,7 @@ from imgclf.results import (
     BatchItem,
     Classification,
     DeviceKind,
+    HealthStatus,
     ItemError,
     Limits,
     ModelInfo,
@@ -100,3 +102,7 @@ def server_models(response: pb.ListModelsResponse) -> ServerModels:
             max_image_pixels=response.limits.max_image_pixels,
         ),
     )
+
+
+def health_status(response: health_pb2.HealthCheckResponse) -> HealthStatus:
+    return HealthStatus(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))

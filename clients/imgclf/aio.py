@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from imgclf import _wire, batching
 from imgclf._calls import CallSettings, check_chunk_size, check_top_k, new_request_id
 from imgclf.errors import from_grpc_error
-from imgclf.images import ImageInput, image_bytes
+from imgclf.images import ImageInput
 from imgclf.options import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_TIMEOUT_S,
@@ -84,10 +84,7 @@ class AsyncClassifierClient:
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Classification:
         """Classify one image; see `ClassifierClient.classify`."""
-        check_top_k(top_k)
-        data = image_bytes(image)
-        self._calls.check_image_size(data)
-        request = _wire.classify_request(data, model, top_k)
+        request = self._calls.classify_request(image, model, top_k)
         response = await self._call(self._stub.Classify, request, self._calls.timeout(timeout))
         return _wire.classification(response)
 
@@ -103,10 +100,7 @@ class AsyncClassifierClient:
         `ClassifierClient.classify_batch`."""
         check_top_k(top_k)
         deadline = batching.Deadline(self._calls.timeout(timeout))
-        prepared = [
-            batching.prepare(index, image, self._calls.max_message_bytes)
-            for index, image in enumerate(images)
-        ]
+        prepared = list(self._calls.prepare(images))
         chunks = batching.even_chunks(
             prepared, await self._images_per_call(deadline), self._calls.max_message_bytes
         )
@@ -142,7 +136,7 @@ class AsyncClassifierClient:
         """grpc.health.v1 status; see `ClassifierClient.health`."""
         request = health_pb2.HealthCheckRequest()
         response = await self._call(self._health.Check, request, self._calls.timeout(timeout))
-        return HealthStatus(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+        return _wire.health_status(response)
 
     async def close(self) -> None:
         """Close the channel (unless it was passed in). Calls in flight are cancelled."""

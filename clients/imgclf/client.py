@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from imgclf import _wire, batching
 from imgclf._calls import CallSettings, check_chunk_size, check_top_k, new_request_id
 from imgclf.errors import from_grpc_error
-from imgclf.images import ImageInput, image_bytes
+from imgclf.images import ImageInput
 from imgclf.options import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_TIMEOUT_S,
@@ -101,10 +101,7 @@ class ClassifierClient:
         server's default model. Raises an `imgclf.errors.ImgclfError` subclass on failure,
         e.g. InvalidImage for bytes the server can't decode.
         """
-        check_top_k(top_k)
-        data = image_bytes(image)
-        self._calls.check_image_size(data)
-        request = _wire.classify_request(data, model, top_k)
+        request = self._calls.classify_request(image, model, top_k)
         response = self._call(self._stub.Classify, request, self._calls.timeout(timeout))
         return _wire.classification(response)
 
@@ -125,10 +122,7 @@ class ClassifierClient:
         """
         check_top_k(top_k)
         deadline = batching.Deadline(self._calls.timeout(timeout))
-        prepared = [
-            batching.prepare(index, image, self._calls.max_message_bytes)
-            for index, image in enumerate(images)
-        ]
+        prepared = list(self._calls.prepare(images))
         chunks = batching.even_chunks(
             prepared, self._images_per_call(deadline), self._calls.max_message_bytes
         )
@@ -155,8 +149,7 @@ class ClassifierClient:
         limit = self._images_per_call(batching.Deadline(timeout_s))
         per_call = min(chunk_size, limit or chunk_size)
         max_bytes = self._calls.max_message_bytes
-        prepared = (batching.prepare(i, image, max_bytes) for i, image in enumerate(images))
-        chunks = batching.stream_chunks(prepared, per_call, max_bytes)
+        chunks = batching.stream_chunks(self._calls.prepare(images), per_call, max_bytes)
         yield from self._send_chunks(chunks, model, top_k, lambda: timeout_s)
 
     def models(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> ServerModels:
@@ -172,7 +165,7 @@ class ClassifierClient:
         """
         request = health_pb2.HealthCheckRequest()
         response = self._call(self._health.Check, request, self._calls.timeout(timeout))
-        return HealthStatus(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+        return _wire.health_status(response)
 
     def close(self) -> None:
         """Close the channel (unless it was passed in). Calls in flight are cancelled."""
