@@ -12,7 +12,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve stop status test unit integration lint format typecheck protos check-protos clean
+.PHONY: help setup serve stop status test unit integration lint format typecheck protos check-protos dashboards check-dashboards prometheus clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ stop: ## stop every process `make serve` started
 status: $(INSTALLED) ## is the local server running?
 	$(BIN)/python -m imgclf_serve.local_cluster status
 
-test: lint check-protos typecheck ## set up, then lint, check generated code, type-check, run all tests
+test: lint check-protos check-dashboards typecheck prometheus ## set up, lint, check generated code, type-check, run all tests
 	$(BIN)/pytest
 
 unit: $(INSTALLED) ## unit and client-library tests (no Ray cluster)
@@ -63,6 +63,18 @@ protos: $(INSTALLED) ## regenerate clients/imgclf/v1 from protos/
 
 check-protos: $(INSTALLED) ## fail if the committed generated code differs from a fresh generation
 	$(BIN)/python scripts/protos.py check
+
+dashboards: $(INSTALLED) ## rebuild the Grafana dashboards in k8s/observability/dashboards
+	$(BIN)/python scripts/dashboards.py generate
+
+check-dashboards: $(INSTALLED) ## fail if the committed dashboards differ from scripts/dashboards.py
+	$(BIN)/python scripts/dashboards.py check
+
+prometheus: ## install Debian's prometheus (the metrics tests run a real one) if it is missing
+	@command -v prometheus >/dev/null || { \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get install -y --no-install-recommends prometheus \
+		|| { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends prometheus; }; }
 
 clean: stop ## stop the server, remove .venv and caches
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache .mypy_cache

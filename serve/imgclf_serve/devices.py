@@ -32,7 +32,11 @@ class AssignedDevice:
     def describe(self) -> str:
         if not self.core_ids:
             return self.kind.value
-        return f"{self.kind.value} {','.join(map(str, self.core_ids))}"
+        return f"{self.kind.value} {self.core_label()}"
+
+    def core_label(self) -> str:
+        """The core ids as a metric label ("2", "0,1"); "cpu" for CPU slots, which have none."""
+        return ",".join(map(str, self.core_ids)) or DeviceKind.CPU.value
 
 
 def parse_core_ids(value: str) -> tuple[int, ...]:

@@ -1,14 +1,16 @@
 """The gRPC edge: imgclf.v1.ClassifierService and grpc.health.v1.Health methods.
 
 Protos in, protos out; validation and status codes here, no model code. Every failure
-becomes a status code and a short message (never a traceback) through `_fail`.
+becomes a status code and a short message (never a traceback) in `_answer`, which also
+records each call's metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,7 +27,7 @@ from ray.serve.grpc_util import RayServegRPCContext
 from ray.serve.handle import DeploymentHandle
 
 from imgclf.v1 import classifier_service_pb2 as pb
-from imgclf_serve import wire
+from imgclf_serve import metrics, wire
 from imgclf_serve.errors import (
     ClassifyError,
     InvalidArgument,
@@ -71,6 +73,7 @@ class ClassifierIngress:
         self._limits = limits
         self._image_limits = limits.image_limits()
         self._slots = SlotCounter()
+        self._metrics = metrics.IngressMetrics()
         self._all_replicas_warm = False
 
     # imgclf.v1.ClassifierService
@@ -78,38 +81,42 @@ class ClassifierIngress:
     async def Classify(
         self, request: pb.ClassifyRequest, grpc_context: RayServegRPCContext
     ) -> pb.ClassifyResponse:
-        try:
-            name, k = self._resolve(request.model, request.top_k)
-            check_size(request.image, self._image_limits)
-            result: ItemResult = await self._handles[name].classify.remote(request.image, k)
-        except Exception as exc:
-            return _fail(grpc_context, exc, pb.ClassifyResponse(), "Classify")
-        if result.error is not None:
-            return _fail(
-                grpc_context, result.error.to_exception(), pb.ClassifyResponse(), "Classify"
-            )
-        return wire.classify_response(name, result)
+        work = self._classify(request)
+        empty = pb.ClassifyResponse()
+        return await self._answer("Classify", request.model, 1, grpc_context, work, empty)
 
     async def ClassifyBatch(
         self, request: pb.ClassifyBatchRequest, grpc_context: RayServegRPCContext
     ) -> pb.ClassifyBatchResponse:
-        try:
-            name, k = self._resolve(request.model, request.top_k)
-            images = list(request.images)
-            self._check_batch_size(len(images))
-            results = await self._classify_spread(name, images, k)
-        except Exception as exc:
-            return _fail(grpc_context, exc, pb.ClassifyBatchResponse(), "ClassifyBatch")
-        items = [wire.batch_item(index, result) for index, result in enumerate(results)]
-        return pb.ClassifyBatchResponse(model=name, items=items)
+        work = self._classify_batch(request)
+        empty = pb.ClassifyBatchResponse()
+        images = len(request.images)
+        return await self._answer("ClassifyBatch", request.model, images, grpc_context, work, empty)
 
     async def ListModels(
         self, request: pb.ListModelsRequest, grpc_context: RayServegRPCContext
     ) -> pb.ListModelsResponse:
-        try:
-            infos = await asyncio.gather(*(self._describe(name) for name in self._models))
-        except Exception as exc:
-            return _fail(grpc_context, exc, pb.ListModelsResponse(), "ListModels")
+        work, empty = self._list_models(), pb.ListModelsResponse()
+        return await self._answer("ListModels", None, 0, grpc_context, work, empty)
+
+    async def _classify(self, request: pb.ClassifyRequest) -> pb.ClassifyResponse:
+        name, k = self._resolve(request.model, request.top_k)
+        check_size(request.image, self._image_limits)
+        result: ItemResult = await self._handles[name].classify.remote(request.image, k)
+        if result.error is not None:
+            raise result.error.to_exception()
+        return wire.classify_response(name, result)
+
+    async def _classify_batch(self, request: pb.ClassifyBatchRequest) -> pb.ClassifyBatchResponse:
+        name, k = self._resolve(request.model, request.top_k)
+        images = list(request.images)
+        self._check_batch_size(len(images))
+        results = await self._classify_spread(name, images, k)
+        items = [wire.batch_item(index, result) for index, result in enumerate(results)]
+        return pb.ClassifyBatchResponse(model=name, items=items)
+
+    async def _list_models(self) -> pb.ListModelsResponse:
+        infos = await asyncio.gather(*(self._describe(name) for name in self._models))
         return pb.ListModelsResponse(
             models=[wire.model_info(info, self._models[info.model].replicas) for info in infos],
             default_model=self._default_model,
@@ -119,6 +126,42 @@ class ClassifierIngress:
                 max_image_pixels=self._limits.max_image_pixels,
             ),
         )
+
+    async def _answer(
+        self,
+        rpc: str,
+        model: str | None,
+        images: int,
+        grpc_context: RayServegRPCContext,
+        work: Awaitable[Response],
+        empty: Response,
+    ) -> Response:
+        """Run an RPC's work with what every RPC needs: one status code and message for any
+        failure (never a traceback), and the call's metrics."""
+        started = time.perf_counter()
+        self._metrics.started(rpc)
+        try:
+            response = await work
+            code = metrics.OK
+            image_codes = [metrics.OK] * images
+            if isinstance(response, pb.ClassifyBatchResponse):
+                image_codes = [wire.item_code(item) for item in response.items]
+        except Exception as exc:
+            error = _as_classify_error(exc, rpc)
+            _set_status(grpc_context, error)
+            response = empty
+            code = error.code.name
+            image_codes = [code] * images
+        elapsed = time.perf_counter() - started
+        self._metrics.finished(rpc, self._model_label(model), code, image_codes, elapsed)
+        return response
+
+    def _model_label(self, model: str | None) -> str:
+        """The model a call named, for metrics; names not deployed share one label."""
+        if model is None:
+            return ""
+        name = model or self._default_model
+        return name if name in self._models else metrics.UNKNOWN_MODEL
 
     # grpc.health.v1.Health
 
@@ -243,13 +286,9 @@ def _as_classify_error(exc: BaseException, where: str) -> ClassifyError:
     return ClassifyError("internal error; the server log has the details")
 
 
-def _fail(
-    grpc_context: RayServegRPCContext, exc: BaseException, empty: Response, where: str
-) -> Response:
-    error = _as_classify_error(exc, where)
+def _set_status(grpc_context: RayServegRPCContext, error: ClassifyError) -> None:
     grpc_context.set_code(grpc.StatusCode[error.code.name])
     grpc_context.set_details(error.message)
     grpc_context.set_trailing_metadata(
         [(wire.REASON_METADATA_KEY, pb.ErrorReason.Name(wire.error_reason(error.reason)))]
     )
-    return empty

@@ -12,6 +12,7 @@ import io
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from ray import serve
 from imgclf_serve.backends import ModelSource, load_backend, resolve_backend
 from imgclf_serve.devices import DeviceKind, assigned_device
 from imgclf_serve.errors import ClassifyError
+from imgclf_serve.metrics import ReplicaMetrics
 from imgclf_serve.models import get_spec, imagenet_labels
 from imgclf_serve.postprocess import top_k
 from imgclf_serve.preprocess import ImageLimits, load_image
@@ -58,6 +60,8 @@ class ModelReplica:
             backend=backend_name.value,
             node_id=ray.get_runtime_context().get_node_id(),
         )
+        self._metrics = ReplicaMetrics(model.name, device.kind.value, device.core_label())
+        self._metrics.loaded(time.perf_counter() - started)
         self._forward_pool = ThreadPoolExecutor(
             1, thread_name_prefix="forward", initializer=self._backend.init_thread
         )
@@ -104,11 +108,14 @@ class ModelReplica:
 
     async def _classify_one(self, image: bytes, k: int) -> ItemResult:
         loop = asyncio.get_running_loop()
+        arrived = time.perf_counter()
         try:
-            pixels = await loop.run_in_executor(
-                self._decode_pool, load_image, image, self._spec.preprocess, self._limits
+            pixels, decode_seconds = await loop.run_in_executor(
+                self._decode_pool, self._decode, image
             )
-            probabilities = await self._forward_batch(pixels)
+            self._metrics.stage("decode", decode_seconds)
+            # Queue time covers waiting for a decode thread and for a batch.
+            probabilities = await self._forward_batch(_Queued(pixels, arrived + decode_seconds))
         except ClassifyError as exc:
             return self._failed(ItemError.from_exception(exc))
         except Exception:
@@ -116,7 +123,15 @@ class ModelReplica:
             return self._failed(
                 ItemError.from_exception(ClassifyError("the model failed on this image"))
             )
-        return ItemResult(top_k(probabilities, k, self._labels), self._served_by)
+        started = time.perf_counter()
+        predictions = top_k(probabilities, k, self._labels)
+        self._metrics.stage("postprocess", time.perf_counter() - started)
+        return ItemResult(predictions, self._served_by)
+
+    def _decode(self, image: bytes) -> tuple[np.ndarray, float]:
+        started = time.perf_counter()
+        pixels = load_image(image, self._spec.preprocess, self._limits)
+        return pixels, time.perf_counter() - started
 
     def _failed(self, error: ItemError) -> ItemResult:
         return ItemResult(served_by=self._served_by, error=error)
@@ -125,10 +140,15 @@ class ModelReplica:
         max_batch_size=INITIAL_BATCHING.max_batch_size,
         batch_wait_timeout_s=INITIAL_BATCHING.batch_wait_timeout_s,
     )
-    async def _forward_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        batch = np.stack(images)
+    async def _forward_batch(self, queued: list[_Queued]) -> list[np.ndarray]:
+        started = time.perf_counter()
+        for item in queued:
+            self._metrics.stage("queue", started - item.since)
+        batch = np.stack([item.pixels for item in queued])
         loop = asyncio.get_running_loop()
         probabilities = await loop.run_in_executor(self._forward_pool, self._backend.predict, batch)
+        elapsed = time.perf_counter() - started
+        self._metrics.forward(len(queued), self._batching.max_batch_size, elapsed)
         return list(probabilities)
 
     def _warm_up(self, batch_size: int) -> None:
@@ -137,6 +157,7 @@ class ModelReplica:
         only after __init__ and the first reconfigure, so both happen before traffic."""
         if batch_size in self._warm_batch_sizes:
             return
+        started = time.perf_counter()
         sample = io.BytesIO()
         Image.new("RGB", (320, 240), (128, 64, 32)).save(sample, format="JPEG")
         pixels = self._decode_pool.submit(
@@ -145,3 +166,13 @@ class ModelReplica:
         batch = np.stack([pixels] * batch_size)
         self._forward_pool.submit(self._backend.predict, batch).result()
         self._warm_batch_sizes.add(batch_size)
+        self._metrics.warmed_up(time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A preprocessed image waiting for a batch; `since` is when it would have started
+    waiting had decoding taken no wait (arrival + decode time)."""
+
+    pixels: np.ndarray
+    since: float

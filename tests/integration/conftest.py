@@ -67,7 +67,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, resnet50_weights: Path) -> 
     config_path = tmp_path_factory.mktemp("serve") / "serve_config.yaml"
     config_path.write_text(yaml.safe_dump(integration_config(resnet50_weights), sort_keys=False))
     try:
-        cluster.start(num_cpus=2, resources={"neuron_cores": NEURON_CORES})
+        cluster.start(
+            num_cpus=2,
+            resources={"neuron_cores": NEURON_CORES},
+            # metrics reach Prometheus within a second or two instead of ten
+            system_config={"metrics_report_interval_ms": 1000},
+        )
         cluster.deploy(config_path)
         cluster.wait_serving(timeout_s=600)
         with grpc.insecure_channel(cluster.grpc_target) as channel:

@@ -29,7 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
     except inputs.InputError as exc:
         return report_error(str(exc), EXIT_USAGE)
-    except (Unavailable, DeadlineExceeded) as exc:
+    except DeadlineExceeded as exc:
+        return report_error(
+            f"no answer from {args.target} within --timeout {args.timeout} s ({exc})",
+            EXIT_UNREACHABLE,
+        )
+    except Unavailable as exc:
+        if exc.reason:  # the server answered: it is up, but could not serve the call
+            return report_error(str(exc), EXIT_FAILED)
         return report_error(
             f"cannot reach an imgclf server at {args.target} ({exc}); start one with "
             "`make serve`, or pass --target / set IMGCLF_TARGET",

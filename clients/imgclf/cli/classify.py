@@ -58,7 +58,8 @@ def _classify_many(client: ClassifierClient, paths: list[Path], args: argparse.N
                 print(item_text(str(path), item), flush=True)
     except ImgclfError as exc:
         progress.clear()
-        _summary(progress, failures)
+        if progress.done:
+            _summary(progress, failures)
         raise ImgclfError(
             f"stopped after {progress.done} of {len(files)} images: {exc.message}",
             code=exc.code,
