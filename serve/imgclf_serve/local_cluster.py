@@ -303,10 +303,9 @@ def _up(args: argparse.Namespace) -> int:
 def _ready_message(cluster: LocalCluster) -> str:
     return f"""
 imgclf is SERVING on {cluster.grpc_target} (gRPC, imgclf.v1.ClassifierService)
-  classify:   .venv/bin/python examples/classify.py --target {cluster.grpc_target} \\
-                  tests/data/images/tiger.jpg
-  health:     grpc.health.v1.Health/Check on {cluster.grpc_target}
-  metrics:    curl -s 127.0.0.1:{cluster.metrics_port}/metrics | grep ray_serve_
+  classify:   .venv/bin/imgclf classify tests/data/images/tiger.jpg --target {cluster.grpc_target}
+  health:     .venv/bin/imgclf health --target {cluster.grpc_target}
+  metrics:    curl -s 127.0.0.1:{cluster.metrics_port}/metrics | grep imgclf_   (and ray_serve_)
   Ray logs:   {cluster.temp_dir}/session_latest/logs
   stop:       make stop
 """
