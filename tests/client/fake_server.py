@@ -7,7 +7,9 @@ grpc.health.v1 but runs no model. It answers by rules the tests can read:
   INVALID_IMAGE, ClassifyBatch fails only that item;
 - model "missing" is NOT_FOUND with reason MODEL_NOT_FOUND;
 - `fail_next` statuses are returned, one per call, before any call succeeds;
-- `delay_s` delays every call.
+- `delay_s` delays every call;
+- `gate` holds each ClassifyBatch call until that many are in flight at once (or 3 s pass),
+  so a test sees the client's concurrency without depending on timing.
 It records what each call carried (metadata, deadline, batch size) for the tests to check.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +30,7 @@ from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 
 REASON_KEY = "imgclf-error-reason"
+GATE_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -42,6 +46,8 @@ class FakeClassifierServicer(pb_grpc.ClassifierServiceServicer):
     max_images_per_batch: int = 256
     fail_next: list[grpc.StatusCode] = field(default_factory=list)
     delay_s: float = 0.0
+    gate: int = 0
+    released_upto: int = 0
     health_status: int = health_pb2.HealthCheckResponse.SERVING
     calls: list[Call] = field(default_factory=list)
     in_flight: int = 0
@@ -124,6 +130,8 @@ class FakeClassifierServicer(pb_grpc.ClassifierServiceServicer):
         try:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
+            if method == "ClassifyBatch" and self.gate:
+                await self._wait_for_company(len(self.calls))
             if self.fail_next:
                 code = self.fail_next.pop(0)
                 await _abort(context, code, "", f"injected {code.name}")
@@ -137,6 +145,16 @@ class FakeClassifierServicer(pb_grpc.ClassifierServiceServicer):
             yield
         finally:
             self.in_flight -= 1
+
+    async def _wait_for_company(self, arrival: int) -> None:
+        """Until `gate` calls were in flight together at or after this call's arrival."""
+        deadline = time.monotonic() + GATE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.in_flight >= self.gate:
+                self.released_upto = len(self.calls)
+            if self.released_upto >= arrival:
+                return
+            await asyncio.sleep(0.005)
 
 
 async def _abort(context: Any, code: grpc.StatusCode, reason: str, message: str) -> None:
