@@ -51,8 +51,24 @@ def test_explicit_neuron_backend_without_runtime_fails_clearly(
         load_backend(name, LITE0, ModelSource(artifact=artifact), cpu_threads=1)
 
 
-def test_neuron_backend_needs_an_artifact() -> None:
-    with pytest.raises(ValueError, match="needs `artifact`: compile one with"):
+def test_neuron_backend_needs_an_artifact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IMGCLF_ARTIFACT_DIR", raising=False)
+    with pytest.raises(ValueError, match=r"needs `artifact` \(or \$IMGCLF_ARTIFACT_DIR/"):
+        load_backend(BackendName.NEURON, LITE0, ModelSource(), cpu_threads=1)
+
+
+def test_an_image_s_artifact_dir_supplies_the_default_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgclf_serve.backends.artifact import default_artifact
+
+    monkeypatch.setenv("IMGCLF_ARTIFACT_DIR", str(tmp_path))
+    assert default_artifact("efficientnet-lite0", "neuron") is None  # not compiled yet
+    compiled = tmp_path / "efficientnet-lite0-neuron.pt"
+    compiled.write_bytes(b"torchscript")
+    assert default_artifact("efficientnet-lite0", "neuron") == compiled
+    # found, then refused for the runtime that is missing here (not for the missing artifact)
+    with pytest.raises(RuntimeError, match="needs the torch_neuron"):
         load_backend(BackendName.NEURON, LITE0, ModelSource(), cpu_threads=1)
 
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgclf_serve.backends.artifact import read_info
+from imgclf_serve.backends.artifact import ARTIFACT_DIR_ENV, default_artifact, read_info
 from imgclf_serve.backends.base import Backend, BackendName
 from imgclf_serve.devices import AssignedDevice, DeviceKind
 from imgclf_serve.models import ModelSpec
@@ -63,12 +63,14 @@ def load_backend(
     if name in (BackendName.NEURON, BackendName.NEURONX):
         from imgclf_serve.backends.neuron import NeuronBackend
 
-        if source.artifact is None:
+        artifact = source.artifact or default_artifact(spec.name, name.value)
+        if artifact is None:
             raise ValueError(
-                f"model {spec.name} on backend {name.value} needs `artifact`: compile one with "
+                f"model {spec.name} on backend {name.value} needs `artifact` (or "
+                f"${ARTIFACT_DIR_ENV}/{spec.name}-{name.value}.pt): compile one with "
                 f"`python -m imgclf_serve.compile --model {spec.name} --target {name.value}`"
             )
-        return NeuronBackend(name, source.artifact)
+        return NeuronBackend(name, artifact)
     module = _load_module(spec, source, name)
     if name is BackendName.CUDA:
         from imgclf_serve.backends.cuda import CudaBackend

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+# Where an image keeps artifacts compiled at build time, named <model>-<target>.pt.
+ARTIFACT_DIR_ENV = "IMGCLF_ARTIFACT_DIR"
 
 
 @dataclass(frozen=True)
@@ -35,3 +39,13 @@ def read_info(artifact: Path) -> ArtifactInfo:
             f"{sidecar} is missing: artifacts must be written by `python -m imgclf_serve.compile`"
         )
     return ArtifactInfo(**json.loads(sidecar.read_text()))
+
+
+def default_artifact(model: str, target: str) -> Path | None:
+    """$IMGCLF_ARTIFACT_DIR/<model>-<target>.pt when that variable is set and the file exists:
+    so one Serve config serves a CPU image and a Neuron image that compiled its model."""
+    directory = os.environ.get(ARTIFACT_DIR_ENV)
+    if not directory:
+        return None
+    path = Path(directory) / f"{model}-{target}.pt"
+    return path if path.is_file() else None
