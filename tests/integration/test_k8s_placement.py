@@ -1,0 +1,52 @@
+"""The inf1 overlay's worker, rebuilt as a local Ray node with the resources KubeRay gives it,
+runs the overlay's Serve config with one model replica per NeuronCore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imgclf import Classification, ClassifierClient, DeviceKind
+from imgclf_serve.local_cluster import LocalCluster
+from tests.conftest import IMAGES_DIR
+from tests.k8s.manifests import serve_config, worker_group
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_the_inf1_worker_places_one_replica_per_neuroncore(tmp_path: Path) -> None:
+    (container,) = worker_group("inf1")["template"]["spec"]["containers"]
+    limits = container["resources"]["limits"]
+    # What KubeRay makes of `rayStartParams: {}`: --num-cpus from the CPU limit and
+    # --resources '{"neuron_cores": N}' from the aws.amazon.com/neuroncore limit.
+    num_cpus = int(limits["cpu"])
+    cores = int(limits["aws.amazon.com/neuroncore"])
+    config = serve_config("inf1")
+    (app,) = config["applications"]
+    for model in app["args"]["models"]:
+        # Stand-in for Inferentia, which can't exist here: the overlay's backend (torch-neuron)
+        # becomes the CPU backend; device, replica count and CPU shares stay the overlay's.
+        assert model["backend"] == "neuron"
+        model["backend"] = "cpu"
+    config_path = tmp_path / "serve_config.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    cluster = LocalCluster.create()
+    try:
+        cluster.start(num_cpus=num_cpus, resources={"neuron_cores": cores})
+        cluster.deploy(config_path)
+        cluster.wait_serving(timeout_s=600)
+        with ClassifierClient(cluster.grpc_target, timeout=120) as client:
+            (model,) = client.models().models
+            assert (model.replicas, model.device_kind) == (cores, DeviceKind.NEURON_CORE)
+            tiger = (IMAGES_DIR / "tiger.jpg").read_bytes()
+            results = client.classify_batch([tiger] * (2 * cores))
+    finally:
+        cluster.stop()
+        assert cluster.pids() == []
+    served = [r.served_by for r in results if isinstance(r, Classification) and r.served_by]
+    assert len(served) == 2 * cores
+    assert {s.core_ids for s in served} == {(core,) for core in range(cores)}
+    assert len({s.replica_id for s in served}) == cores

@@ -1,0 +1,236 @@
+"""The Kubernetes manifests, offline: every overlay builds with kubectl kustomize, every object
+validates against the real schemas (built-in kinds with kubernetes-validate --strict, CRD kinds
+against the vendored KubeRay, Karpenter and prometheus-operator CRDs), and the pieces agree with
+each other and with the Serve config. No API server exists here: this is what can be checked."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.k8s.manifests import (
+    NEURON_OVERLAYS,
+    OVERLAYS,
+    ROOT,
+    build,
+    crd_schema,
+    of_kind,
+    one,
+    pod_specs,
+    rayservice,
+    serve_config,
+    worker_group,
+)
+
+KUBERNETES_VERSION = "1.33.0"
+CRD_GROUPS = ("ray.io", "karpenter.sh", "karpenter.k8s.aws", "monitoring.coreos.com")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_builtin_kinds_validate_strictly(overlay: str) -> None:
+    checked = 0
+    for doc in build(overlay):
+        if doc["apiVersion"].split("/")[0] in CRD_GROUPS:
+            continue
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        checked += 1
+    assert checked >= 4
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_custom_kinds_validate_against_their_crds(overlay: str) -> None:
+    checked = set()
+    for doc in build(overlay):
+        group, _, version = doc["apiVersion"].partition("/")
+        if group not in CRD_GROUPS:
+            continue
+        schema = crd_schema(doc["kind"], group, version)
+        jsonschema.validate(doc, schema)
+        checked.add(doc["kind"])
+    expected = {"RayService"} | (
+        {"NodePool", "EC2NodeClass", "PodMonitor"} if overlay in NEURON_OVERLAYS else set()
+    )
+    assert checked == expected
+
+
+def test_the_crd_check_catches_a_misspelt_field() -> None:
+    doc = json.loads(json.dumps(rayservice("inf1")))
+    doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["replica"] = 1
+    with pytest.raises(jsonschema.ValidationError, match="replica"):
+        jsonschema.validate(doc, crd_schema("RayService", "ray.io", "v1"))
+
+
+def test_embedded_serve_configs_are_the_serve_config_file() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "k8s.py"), "check"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import k8s
+
+    base = (ROOT / "k8s" / "base" / "rayservice.yaml").read_text()
+    assert k8s.embedded(base) == (ROOT / "serve" / "serve_config.yaml").read_text()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_serve_config_import_paths_resolve(overlay: str) -> None:
+    config = serve_config(overlay)
+    for app in config["applications"]:
+        module, _, attribute = app["import_path"].partition(":")
+        assert callable(getattr(importlib.import_module(module), attribute))
+    for function in config["grpc_options"]["grpc_servicer_functions"]:
+        module, _, attribute = function.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attribute))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_replicas_fit_the_worker_group(overlay: str) -> None:
+    group = worker_group(overlay)
+    (container,) = group["template"]["spec"]["containers"]
+    limits = container["resources"]["limits"]
+    workers = group["replicas"]
+    (app,) = serve_config(overlay)["applications"]
+    models = app["args"]["models"]
+    neuron_replicas = sum(m["replicas"] for m in models if m.get("device") == "neuron_core")
+    cores = int(limits.get("aws.amazon.com/neuroncore", 0))
+    assert neuron_replicas == cores * workers, "one replica per NeuronCore of the workers"
+    cpus = sum(m["replicas"] * m["cpus_per_replica"] for m in models)
+    assert cpus <= float(limits["cpu"]) * workers
+    assert group["rayStartParams"] == {}
+    assert (
+        container["resources"]["requests"] == limits
+    )  # Guaranteed QoS: no CPU throttling surprises
+
+
+@pytest.mark.parametrize("overlay", NEURON_OVERLAYS)
+def test_pods_land_on_a_nodepool_that_exists_and_tolerate_its_taints(overlay: str) -> None:
+    docs = build(overlay)
+    pools = {pool["metadata"]["name"]: pool for pool in of_kind(docs, "NodePool")}
+    for name, spec in pod_specs(docs):
+        selector = spec.get("nodeSelector", {})
+        pool_name = selector.get("karpenter.sh/nodepool")
+        pool_label = selector.get("imgclf.io/pool")
+        assert pool_name or pool_label, f"{name} has no NodePool selector"
+        (pool,) = (
+            p
+            for p in pools.values()
+            if p["metadata"]["name"] == pool_name
+            or p["spec"]["template"]["metadata"]["labels"].get("imgclf.io/pool") == pool_label
+        )
+        template = pool["spec"]["template"]["spec"]
+        requirements = {r["key"]: r for r in template["requirements"]}
+        for key, value in selector.items():
+            if key in requirements:
+                assert value in requirements[key]["values"], f"{name}: {key}={value}"
+        tolerated = {t["key"] for t in spec.get("tolerations", [])}
+        for taint in template.get("taints", []):
+            assert taint["key"] in tolerated, f"{name} does not tolerate {taint['key']}"
+        node_class = template["nodeClassRef"]["name"]
+        assert one(docs, "EC2NodeClass", node_class)
+
+
+@pytest.mark.parametrize("overlay", NEURON_OVERLAYS)
+def test_workers_use_my_scheduler_and_the_extender_is_reachable(overlay: str) -> None:
+    docs = build(overlay)
+    assert worker_group(overlay)["template"]["spec"]["schedulerName"] == "my-scheduler"
+    config_map = one(docs, "ConfigMap", "my-scheduler-config")
+    (scheduler_config,) = config_map["data"].values()
+    scheduler = yaml.safe_load(scheduler_config)
+    assert scheduler["profiles"][0]["schedulerName"] == "my-scheduler"
+    assert scheduler["leaderElection"]["leaderElect"] is True
+    (extender,) = scheduler["extenders"]
+    service = one(docs, "Service", "k8s-neuron-scheduler")
+    host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
+    assert extender["urlPrefix"] == f"http://{host}:{service['spec']['ports'][0]['port']}"
+    managed = {resource["name"] for resource in extender["managedResources"]}
+    assert managed == {"aws.amazon.com/neuron", "aws.amazon.com/neuroncore"}
+    assert one(docs, "Deployment", "my-scheduler")["spec"]["replicas"] == 2
+    extender_deployment = one(docs, "Deployment", "k8s-neuron-scheduler")
+    assert extender_deployment["spec"]["replicas"] == 1
+    assert extender_deployment["spec"]["strategy"]["type"] == "Recreate"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_reach_named_worker_ports(overlay: str) -> None:
+    docs = build(overlay)
+    group = worker_group(overlay)
+    (container,) = group["template"]["spec"]["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    labels = group["template"]["metadata"]["labels"] | {"ray.io/node-type": "worker"}
+    services = [s for s in of_kind(docs, "Service") if s["metadata"]["name"].startswith("imgclf")]
+    assert {s["metadata"]["name"] for s in services} == {"imgclf-grpc", "imgclf-grpc-headless"}
+    for service in services:
+        assert service["spec"]["selector"].items() <= labels.items()
+        for port in service["spec"]["ports"]:
+            assert ports[port["targetPort"]] == port["port"] == 9000
+    probe = container["readinessProbe"]["grpc"]
+    assert probe["port"] == ports["serve-grpc"]  # ready = grpc.health.v1 SERVING
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_images_are_pinned_and_no_secret_is_committed(overlay: str) -> None:
+    docs = build(overlay)
+    for name, spec in pod_specs(docs):
+        for container in spec.get("containers", []):
+            image = container["image"]
+            repository, _, tag = image.rpartition(":")
+            assert repository and tag and tag != "latest" and "/" not in tag, f"{name}: {image}"
+    assert of_kind(docs, "Secret") == []
+    images = {
+        c["image"] for _, s in pod_specs(docs) for c in s["containers"] if "imgclf:" in c["image"]
+    }
+    assert images == {f"123456789012.dkr.ecr.us-west-2.amazonaws.com/imgclf:0.1.0-{overlay}"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ray_pods_run_as_non_root_without_privileges(overlay: str) -> None:
+    for name, spec in pod_specs((rayservice(overlay),)):
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        for container in spec["containers"]:
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_network_policy_opens_grpc_and_keeps_ray_ports_inside(overlay: str) -> None:
+    (policy,) = of_kind(build(overlay), "NetworkPolicy")
+    open_to_all = [rule for rule in policy["spec"]["ingress"] if "from" not in rule]
+    assert open_to_all == [{"ports": [{"port": 9000, "protocol": "TCP"}]}]
+    restricted = {
+        port["port"] for rule in policy["spec"]["ingress"] for port in rule.get("ports", [])
+    }
+    assert 6379 not in restricted and 10001 not in restricted  # GCS, Ray client: pods only
+
+
+@pytest.mark.parametrize("overlay", NEURON_OVERLAYS)
+def test_grafana_gets_the_dashboards_and_a_password_from_a_secret(overlay: str) -> None:
+    docs = build(overlay)
+    (dashboards,) = (
+        cm
+        for cm in of_kind(docs, "ConfigMap")
+        if cm["metadata"]["name"].startswith("imgclf-dashboards")
+    )
+    for name, text in dashboards["data"].items():
+        assert text == (ROOT / "k8s" / "observability" / "dashboards" / name).read_text()
+    grafana = one(docs, "Deployment", "grafana")
+    (container,) = grafana["spec"]["template"]["spec"]["containers"]
+    password = {e["name"]: e for e in container["env"]}["GF_SECURITY_ADMIN_PASSWORD"]
+    assert password["valueFrom"]["secretKeyRef"]["name"] == "grafana-admin"
+    monitors = {m["metadata"]["name"]: m for m in of_kind(docs, "PodMonitor")}
+    assert monitors["imgclf-ray"]["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    neuron_monitor = one(docs, "DaemonSet", "neuron-monitor")
+    (nm,) = neuron_monitor["spec"]["template"]["spec"]["containers"]
+    assert {p["name"] for p in nm["ports"]} == {"metrics"}
+
+
+def test_the_builtin_check_catches_a_misspelt_field() -> None:
+    deployment = json.loads(json.dumps(one(build("inf1"), "Deployment", "grafana")))
+    deployment["spec"]["replica"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
