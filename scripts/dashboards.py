@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generated import write_or_check
+
 OUT = Path(__file__).resolve().parent.parent / "k8s" / "observability" / "dashboards"
 RATE = "$__rate_interval"
 MODEL = 'model=~"$model"'
@@ -255,19 +257,9 @@ def main(argv: list[str]) -> int:
     if argv not in (["generate"], ["check"]):
         print(__doc__)
         return 2
-    stale = []
-    for name, board in build().items():
-        path = OUT / name
-        text = render(board)
-        if argv == ["generate"]:
-            OUT.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        elif not path.exists() or path.read_text() != text:
-            stale.append(str(path))
-    if stale:
-        print("stale dashboards (run `make dashboards`):", *stale, sep="\n  ")
-        return 1
-    return 0
+    files = {OUT / name: render(board) for name, board in build().items()}
+    command = "write" if argv == ["generate"] else "check"
+    return write_or_check(files, command, "dashboards", "make dashboards")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from generated import write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_CONFIG = ROOT / "serve" / "serve_config.yaml"
@@ -84,16 +85,8 @@ def main(argv: list[str]) -> int:
     if argv not in (["render"], ["check"]):
         print(__doc__)
         return 2
-    stale = []
-    for path, text in expected().items():
-        if argv == ["render"]:
-            path.write_text(text)
-        elif not path.exists() or path.read_text() != text:
-            stale.append(str(path.relative_to(ROOT)))
-    if stale:
-        print("stale serveConfigV2 (run `make k8s`):", *stale, sep="\n  ")
-        return 1
-    return 0
+    command = "write" if argv == ["render"] else "check"
+    return write_or_check(expected(), command, "serveConfigV2", "make k8s")
 
 
 if __name__ == "__main__":
