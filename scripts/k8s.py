@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from generated import write_or_check
+from generated import ROOT, write_or_check
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVE_CONFIG = ROOT / "serve" / "serve_config.yaml"
 BASE = ROOT / "k8s" / "base" / "rayservice.yaml"
 OVERLAYS = ROOT / "k8s" / "overlays"
