@@ -51,7 +51,7 @@ class ModelReplica:
             backend_name,
             self._spec,
             ModelSource(weights=model.weights, artifact=model.artifact),
-            cpu_threads=max(1, round(model.cpus_per_replica)),
+            cpu_threads=model.cpu_threads(),
         )
         self._served_by = ServedBy(
             replica_id=serve.get_replica_context().replica_id.unique_id,

@@ -60,3 +60,10 @@ def test_batching_bounds() -> None:
 def test_model_paths_are_paths() -> None:
     model = ModelConfig(name="resnet50", weights="/models/r50.pth")  # type: ignore[arg-type]
     assert model.weights == Path("/models/r50.pth")
+
+
+def test_torch_threads_default_to_the_cpu_share() -> None:
+    assert ModelConfig(name="efficientnet-lite0", cpus_per_replica=0.5).cpu_threads() == 1
+    assert ModelConfig(name="efficientnet-lite0", cpus_per_replica=2).cpu_threads() == 2
+    tuned = ModelConfig(name="efficientnet-lite0", cpus_per_replica=1, torch_threads=2)
+    assert tuned.cpu_threads() == 2
