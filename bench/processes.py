@@ -50,11 +50,21 @@ class ImgclfServer:
     cold_start_s: float = 0.0
 
     @classmethod
-    def start(cls, workdir: Path, config: dict[str, Any], num_cpus: int) -> ImgclfServer:
+    def start(
+        cls,
+        workdir: Path,
+        config: dict[str, Any],
+        num_cpus: int,
+        extra_env: dict[str, str] | None = None,
+    ) -> ImgclfServer:
         """Start a cluster and deploy `config`; cold start = start to first Classify answered."""
         began = time.monotonic()
         server = cls(LocalCluster.create(), workdir)
-        server.cluster.start(num_cpus=num_cpus, system_config={"metrics_report_interval_ms": 1000})
+        server.cluster.start(
+            num_cpus=num_cpus,
+            system_config={"metrics_report_interval_ms": 1000},
+            extra_env=extra_env,
+        )
         server.deploy(config)
         server.cluster.wait_serving(timeout_s=600, progress=lambda _: None)
         image = (Path(__file__).parents[1] / "tests/data/images/tiger.jpg").read_bytes()
