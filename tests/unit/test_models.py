@@ -25,7 +25,10 @@ def classify(module: torch.nn.Module, data: bytes, k: int = 5) -> list[str]:
 
 
 def test_labels_are_torchvision_imagenet_categories() -> None:
+    from torchvision.models import ResNet50_Weights
+
     labels = imagenet_labels()
+    assert labels == tuple(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
     assert len(labels) == 1000
     assert (labels[281], labels[292], labels[949]) == ("tabby", "tiger", "strawberry")
 

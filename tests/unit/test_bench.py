@@ -1,0 +1,90 @@
+"""bench/: the load generator and the report, with a fake call (no server, no timing claims)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from bench.loadgen import percentile, run_load
+from bench.report import markdown, targets
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (
+        50.0,
+        99.0,
+        100.0,
+    )
+    assert math.isnan(percentile([], 50))
+
+
+def test_run_load_counts_calls_images_and_errors() -> None:
+    calls = 0
+
+    async def call() -> int:
+        nonlocal calls
+        calls += 1
+        mine = calls
+        await asyncio.sleep(0)
+        if mine % 10 == 0:
+            raise RuntimeError("every tenth call fails")
+        return 4
+
+    result = asyncio.run(
+        run_load("fake", "4 per call", call, concurrency=3, images_per_call=4,
+                 duration_s=5, warmup_s=0, max_calls=100)
+    )  # fmt: skip
+    assert result.calls + result.errors == 100  # bounded by max_calls, not by time
+    assert result.errors == 10
+    assert calls == 100
+    assert result.p50_ms <= result.p90_ms <= result.p99_ms
+
+
+def canned() -> dict:  # type: ignore[type-arg]
+    load = {"calls_per_s": 1, "p90_ms": 1, "p99_ms": 1, "errors": 0, "images_per_call": 1}
+    return {
+        "started": "2026-11-28T00:00:00",
+        "machine": {"hostname": "m", "cpu": "c", "cpus": 2, "memory_gb": 24, "python": "3.11",
+                    "torch": "t", "ray": "r", "grpcio": "g"},
+        "duration_s": 8,
+        "inprocess": [
+            {"batch_size": 1, "threads": 2, "images_per_s": 30.0, "ms_per_batch": 33.0},
+            {"batch_size": 4, "threads": 2, "images_per_s": 40.0, "ms_per_batch": 100.0},
+            {"batch_size": 1, "threads": 1, "images_per_s": 20.0, "ms_per_batch": 50.0},
+        ],
+        "loads": [
+            {**load, "system": "imgclf default", "scenario": "Classify c=16", "concurrency": 16,
+             "images_per_s": 32.0, "p50_ms": 500},
+            {**load, "system": "imgclf tuned", "scenario": "Classify c=16", "concurrency": 16,
+             "images_per_s": 36.0, "p50_ms": 450},
+            {**load, "system": "imgclf default", "scenario": "Classify c=1", "concurrency": 1,
+             "images_per_s": 17.0, "p50_ms": 60.0},
+            {**load, "system": "imgclf default", "scenario": "ClassifyBatch(32) c=4",
+             "concurrency": 4, "images_per_call": 32, "images_per_s": 44.0, "p50_ms": 2800},
+            {**load, "system": "prototype", "scenario": "POST /model c=16", "concurrency": 16,
+             "images_per_s": 24.0, "p50_ms": 600},
+            {**load, "system": "triton", "scenario": "infer c=16", "concurrency": 16,
+             "images_per_s": 45.0, "p50_ms": 350},
+        ],
+        "memory": [{"system": "imgclf", "replicas": 4, "rss_mb": 2500.0, "pss_mb": 2000.0}],
+        "batch_histograms": {},
+        "notes": [],
+    }  # fmt: skip
+
+
+def test_targets_are_ratios_against_the_same_run() -> None:
+    rows = {target: (ratio, met) for target, _, ratio, met in targets(canned())}
+    assert rows["ClassifyBatch(32) >= 0.85 x in-process limit"] == ("1.10x", True)
+    assert rows["Classify c=16 >= 0.75 x in-process limit"] == ("0.90x", True)  # best setting
+    assert rows["Classify c=16 >= 1.5 x prototype-style"] == ("1.50x", True)
+    assert rows["Classify c=16 >= Triton c=16"] == ("0.80x", False)
+    assert rows["Added latency at c=1 (p50 - in-process) <= 10 ms"] == ("+27.0 ms", False)
+    assert rows["Local cluster with 4 CPU replicas <= 3 GB RSS"][1] is True
+
+
+def test_markdown_has_every_table() -> None:
+    text = markdown(canned())
+    for heading in ("## In-process limit", "## Served", "## Targets", "## Memory and cold start"):
+        assert heading in text
+    assert "| triton | infer c=16 | 45.0 |" in text
