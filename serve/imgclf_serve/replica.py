@@ -21,6 +21,7 @@ from PIL import Image
 from ray import serve
 
 from imgclf_serve.backends import ModelSource, load_backend, resolve_backend
+from imgclf_serve.batcher import GreedyBatcher
 from imgclf_serve.devices import DeviceKind, assigned_device
 from imgclf_serve.errors import ClassifyError
 from imgclf_serve.metrics import ReplicaMetrics
@@ -68,6 +69,11 @@ class ModelReplica:
         self._decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
         self._warm_batch_sizes: set[int] = set()
         self._batching = INITIAL_BATCHING
+        self._batcher: GreedyBatcher[_Queued, np.ndarray] = GreedyBatcher(
+            self._forward_batch,
+            INITIAL_BATCHING.max_batch_size,
+            INITIAL_BATCHING.batch_wait_timeout_s,
+        )
         self._warm_up(1)
         logger.info(
             "model %s ready on %s, backend %s, in %.1f s",
@@ -81,8 +87,8 @@ class ModelReplica:
         """Apply batching settings; a config-file deploy changes them without a restart."""
         batching = BatchingConfig.model_validate(user_config)
         self._warm_up(batching.max_batch_size)
-        self._forward_batch.set_max_batch_size(batching.max_batch_size)
-        self._forward_batch.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+        self._batcher.max_batch_size = batching.max_batch_size
+        self._batcher.wait_s = batching.batch_wait_timeout_s
         self._batching = batching
         logger.info("batching: %s", batching)
 
@@ -115,7 +121,7 @@ class ModelReplica:
             )
             self._metrics.stage("decode", decode_seconds)
             # Queue time covers waiting for a decode thread and for a batch.
-            probabilities = await self._forward_batch(_Queued(pixels, arrived + decode_seconds))
+            probabilities = await self._batcher.submit(_Queued(pixels, arrived + decode_seconds))
         except ClassifyError as exc:
             return self._failed(ItemError.from_exception(exc))
         except Exception:
@@ -136,10 +142,6 @@ class ModelReplica:
     def _failed(self, error: ItemError) -> ItemResult:
         return ItemResult(served_by=self._served_by, error=error)
 
-    @serve.batch(
-        max_batch_size=INITIAL_BATCHING.max_batch_size,
-        batch_wait_timeout_s=INITIAL_BATCHING.batch_wait_timeout_s,
-    )
     async def _forward_batch(self, queued: list[_Queued]) -> list[np.ndarray]:
         started = time.perf_counter()
         for item in queued:
