@@ -88,9 +88,9 @@ class TritonBench:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/v2/health/ready", timeout=2
-                ) as r:
+                # the model's own readiness: the server answers ready before its model is
+                url = f"http://127.0.0.1:{port}/v2/models/efficientnet_lite0/ready"
+                with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200:
                         return
             except OSError:
