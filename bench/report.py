@@ -108,13 +108,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"EfficientNet-Lite0 on the CPU, {results['duration_s']} s recorded per point after "
         "warm-up; the load generator runs on the same machine.",
         "",
-        "## In-process limit (decode + preprocess + forward + top-k, 2 torch threads)",
+        "## In-process limit (decode + preprocess + forward + top-k in one process)",
         "",
-        "| batch | images/s | ms per batch |",
-        "| --- | --- | --- |",
+        "| batch | torch threads | images/s | ms per batch |",
+        "| --- | --- | --- | --- |",
     ]
     lines += [
-        f"| {r['batch_size']} | {r['images_per_s']} | {r['ms_per_batch']} |"
+        f"| {r['batch_size']} | {r['threads']} | {r['images_per_s']} | {r['ms_per_batch']} |"
         for r in results["inprocess"]
     ]
     lines += [
