@@ -23,7 +23,7 @@ class _Strict(BaseModel):
 
 
 class BatchingConfig(_Strict):
-    """How a replica merges concurrent images into one forward pass (@serve.batch)."""
+    """How a replica merges concurrent images into one forward pass (batcher.GreedyBatcher)."""
 
     max_batch_size: int = Field(8, ge=1, le=512, description="Most images per forward pass.")
     batch_wait_timeout_s: float = Field(
