@@ -24,8 +24,10 @@ class GreedyBatcher(Generic[Item, Result]):
         run_batch: Callable[[list[Item]], Awaitable[list[Result]]],
         max_batch_size: int,
         wait_s: float,
+        on_skipped: Callable[[int], None] = lambda count: None,
     ) -> None:
         self._run_batch = run_batch
+        self._on_skipped = on_skipped
         self.max_batch_size = max_batch_size
         self.wait_s = wait_s
         self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]] | None = None
@@ -47,7 +49,10 @@ class GreedyBatcher(Generic[Item, Result]):
                 await asyncio.sleep(self.wait_s)
             while len(batch) < self.max_batch_size and not queue.empty():
                 batch.append(queue.get_nowait())
+            # A caller that gave up (its deadline passed, it was cancelled) costs no device time.
             live = [(item, future) for item, future in batch if not future.done()]
+            if len(live) < len(batch):
+                self._on_skipped(len(batch) - len(live))
             if live:
                 await self._run(live)
 

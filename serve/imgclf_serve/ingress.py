@@ -140,10 +140,11 @@ class ClassifierIngress:
         failure (never a traceback), and the call's metrics."""
         started = time.perf_counter()
         self._metrics.started(rpc)
+        code = metrics.CANCELLED  # unless the work ends: the caller gave up (deadline, cancel)
+        image_codes: list[str] = []
         try:
             response = await work
             code = metrics.OK
-            image_codes = [metrics.OK] * images
             if isinstance(response, pb.ClassifyBatchResponse):
                 image_codes = [wire.item_code(item) for item in response.items]
         except Exception as exc:
@@ -151,9 +152,10 @@ class ClassifierIngress:
             _set_status(grpc_context, error)
             response = empty
             code = error.code.name
-            image_codes = [code] * images
-        elapsed = time.perf_counter() - started
-        self._metrics.finished(rpc, self._model_label(model), code, image_codes, elapsed)
+        finally:
+            image_codes = image_codes or [code] * images
+            elapsed = time.perf_counter() - started
+            self._metrics.finished(rpc, self._model_label(model), code, image_codes, elapsed)
         return response
 
     def _model_label(self, model: str | None) -> str:

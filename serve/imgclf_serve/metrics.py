@@ -24,6 +24,7 @@ BATCH_SIZE_BUCKETS: Final = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 FILL_RATIO_BUCKETS: Final = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
 
 OK: Final = "OK"
+CANCELLED: Final = "CANCELLED"
 UNKNOWN_MODEL: Final = "unknown"
 
 
@@ -128,6 +129,12 @@ class ReplicaMetrics:
             "Seconds the core spent in forward passes; its rate is the core's utilisation.",
             ("model", "device", "core"),
         )
+        self._skipped = Counter(
+            "imgclf_skipped_images",
+            "Images dropped before their forward pass because the caller gave up (deadline "
+            "passed or call cancelled) while they waited.",
+            ("model",),
+        )
         self._load = Gauge(
             "imgclf_model_load_seconds", "Time to load the model at replica start.", ("model",)
         )
@@ -141,7 +148,7 @@ class ReplicaMetrics:
         # Ray adds its serve tags to the dict it is given, so each metric gets its own copy.
         for metric in (self._batch_size, self._core_images, self._core_busy):
             metric.set_default_tags(dict(core_tags))
-        for metric in (self._fill, self._load, self._warm_up):
+        for metric in (self._fill, self._skipped, self._load, self._warm_up):
             metric.set_default_tags(dict(self._model))
         self._gauges = _HeldGauges()
 
@@ -154,6 +161,9 @@ class ReplicaMetrics:
         self._fill.observe(min(images / max_batch_size, 1.0))
         self._core_images.inc(images)
         self._core_busy.inc(max(seconds, 1e-9))
+
+    def skipped(self, images: int) -> None:
+        self._skipped.inc(images)
 
     def loaded(self, seconds: float) -> None:
         self._gauges.set(self._load, seconds)

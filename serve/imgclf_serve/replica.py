@@ -73,6 +73,7 @@ class ModelReplica:
             self._forward_batch,
             INITIAL_BATCHING.max_batch_size,
             INITIAL_BATCHING.batch_wait_timeout_s,
+            on_skipped=self._metrics.skipped,
         )
         self._warm_up(1)
         logger.info(

@@ -73,3 +73,25 @@ def test_a_failing_batch_fails_each_of_its_images_and_the_next_batch_runs() -> N
         return result
 
     assert asyncio.run(main()) == 2
+
+
+def test_callers_that_gave_up_are_skipped_and_counted() -> None:
+    skipped: list[int] = []
+
+    async def main() -> list[list[int]]:
+        release = asyncio.Event()
+        run = Recorder(release)
+        batcher = GreedyBatcher(run, max_batch_size=8, wait_s=0, on_skipped=skipped.append)
+        first = asyncio.create_task(batcher.submit(0))
+        await asyncio.sleep(0.01)
+        impatient = asyncio.create_task(asyncio.wait_for(batcher.submit(1), 0.01))
+        patient = asyncio.create_task(batcher.submit(2))
+        with pytest.raises(asyncio.TimeoutError):
+            await impatient  # its deadline passes while batch [0] runs
+        release.set()
+        await asyncio.gather(first, patient)
+        await batcher.close()
+        return run.batches
+
+    assert asyncio.run(main()) == [[0], [2]]
+    assert skipped == [1]
