@@ -1,0 +1,71 @@
+"""Property-based fuzzing of the request fields against the real server (hypothesis): random
+bytes, top_k, model names and batch shapes. Invariant: a documented status code, never INTERNAL
+or UNKNOWN, messages without internals, and the next valid request succeeds."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from imgclf.v1 import classifier_service_pb2 as pb
+from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
+from tests.integration.conftest import assert_no_internals
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DOCUMENTED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
+SEED_PREFIXES = [b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\x00\x00\x00\x00WEBP"]
+images = st.builds(
+    lambda prefix, tail: prefix + tail,
+    st.sampled_from(SEED_PREFIXES),
+    st.binary(max_size=2048),
+)
+top_ks = st.one_of(st.just(0), st.integers(min_value=0, max_value=2**32 - 1))
+models = st.one_of(
+    st.just(""), st.sampled_from(["efficientnet-lite0", "resnet50"]), st.text(max_size=40)
+)
+FUZZ = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def check_failure(error: grpc.RpcError) -> None:
+    assert error.code() in DOCUMENTED, f"{error.code()}: {error.details()}"
+    assert_no_internals(error.details())
+
+
+@FUZZ
+@given(image=images, top_k=top_ks, model=models)
+def test_classify_fields(
+    stub: pb_grpc.ClassifierServiceStub, image: bytes, top_k: int, model: str
+) -> None:
+    try:
+        stub.Classify(pb.ClassifyRequest(image=image, top_k=top_k, model=model), timeout=60)
+    except grpc.RpcError as error:
+        check_failure(error)
+
+
+@FUZZ
+@given(batch=st.lists(images, min_size=0, max_size=12), top_k=top_ks)
+def test_classify_batch_shapes(
+    stub: pb_grpc.ClassifierServiceStub, batch: list[bytes], top_k: int
+) -> None:
+    try:
+        reply = stub.ClassifyBatch(pb.ClassifyBatchRequest(images=batch, top_k=top_k), timeout=120)
+    except grpc.RpcError as error:
+        check_failure(error)
+        return
+    assert len(reply.items) == len(batch)
+    for item in reply.items:
+        if item.HasField("error"):
+            assert item.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+            assert_no_internals(item.error.message)
+
+
+def test_the_server_still_serves_after_the_fuzzing(
+    stub: pb_grpc.ClassifierServiceStub, seed_images: dict[str, bytes]
+) -> None:
+    reply = stub.Classify(pb.ClassifyRequest(image=seed_images["tiger.jpg"]), timeout=60)
+    assert reply.predictions[0].label == "tiger"
