@@ -100,6 +100,7 @@ def server_models(response: pb.ListModelsResponse) -> ServerModels:
             max_images_per_batch=response.limits.max_images_per_batch,
             max_image_bytes=response.limits.max_image_bytes,
             max_image_pixels=response.limits.max_image_pixels,
+            max_request_bytes=response.limits.max_request_bytes,
         ),
     )
 

@@ -123,6 +123,7 @@ class Limits:
     max_images_per_batch: int
     max_image_bytes: int
     max_image_pixels: int
+    max_request_bytes: int
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ class ClassifierIngress:
         name, k = self._resolve(request.model, request.top_k)
         images = list(request.images)
         self._check_batch_size(len(images))
+        self._check_request_bytes(sum(len(image) for image in images))
         results = await self._classify_spread(name, images, k)
         items = [wire.batch_item(index, result) for index, result in enumerate(results)]
         return pb.ClassifyBatchResponse(model=name, items=items)
@@ -124,6 +125,7 @@ class ClassifierIngress:
                 max_images_per_batch=self._limits.max_images_per_batch,
                 max_image_bytes=self._limits.max_image_bytes,
                 max_image_pixels=self._limits.max_image_pixels,
+                max_request_bytes=self._limits.max_request_bytes,
             ),
         )
 
@@ -214,6 +216,14 @@ class ClassifierIngress:
         if count > limit:
             raise InvalidArgument(
                 f"{count} images in one call, over the limit of {limit}; split the batch"
+            )
+
+    def _check_request_bytes(self, total: int) -> None:
+        limit = self._limits.max_request_bytes
+        if total > limit:
+            raise InvalidArgument(
+                f"{total} bytes of images in one call, over the limit of {limit} bytes "
+                "(max_request_bytes); split the batch"
             )
 
     async def _classify_spread(self, name: str, images: list[bytes], k: int) -> list[ItemResult]:

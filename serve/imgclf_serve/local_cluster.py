@@ -39,6 +39,12 @@ RAY_BIN = Path(sys.executable).with_name("ray")
 SERVE_BIN = Path(sys.executable).with_name("serve")
 
 
+# Ray Serve's gRPC proxy refuses bigger messages before parsing them (Ray's default is 2 GiB):
+# LimitsConfig.max_request_bytes (at most 64 MiB) plus room for the rest of the message.
+PROXY_MESSAGE_SIZE_ENV = "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"
+PROXY_MAX_MESSAGE_BYTES = 64 * 1024 * 1024 + 1024 * 1024
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -134,7 +140,8 @@ class LocalCluster:
             command.append(f"--resources={json.dumps(resources)}")
         if system_config:
             command.append(f"--system-config={json.dumps(system_config)}")
-        _run(command, {**self.env(), **(extra_env or {})}, "ray start")
+        proxy_limit = {PROXY_MESSAGE_SIZE_ENV: str(PROXY_MAX_MESSAGE_BYTES)}
+        _run(command, {**self.env(), **proxy_limit, **(extra_env or {})}, "ray start")
 
     def deploy(self, config_path: Path) -> Path:
         """Deploy a Serve config file with this cluster's ports; returns the file deployed."""

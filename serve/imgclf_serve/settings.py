@@ -85,6 +85,13 @@ class LimitsConfig(_Strict):
     max_images_per_batch: int = Field(256, ge=1, le=65536)
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1)
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1,
+        le=64 * 1024 * 1024,
+        description="Largest sum of image bytes in one call; the gRPC proxy refuses bigger "
+        "messages outright (local_cluster.PROXY_MAX_MESSAGE_BYTES).",
+    )
 
     def image_limits(self) -> ImageLimits:
         return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)

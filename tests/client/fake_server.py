@@ -115,6 +115,7 @@ class FakeClassifierServicer(pb_grpc.ClassifierServiceServicer):
                 max_images_per_batch=self.max_images_per_batch,
                 max_image_bytes=1 << 20,
                 max_image_pixels=1 << 24,
+                max_request_bytes=1 << 26,
             )
             return pb.ListModelsResponse(models=[model], default_model="fake-model", limits=limits)
 

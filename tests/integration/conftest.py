@@ -23,6 +23,7 @@ from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster
 from tests.conftest import IMAGES_DIR
 
 NEURON_CORES = 4
+REQUEST_LIMIT = 32 * 1024 * 1024  # smaller than the default, to test it without 64 MiB calls
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,7 @@ def integration_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg
     (app,) = config["applications"]
     (lite0,) = app["args"]["models"]
     lite0["cpus_per_replica"] = 0.25  # four NeuronCore replicas on a 2-CPU machine
+    app["args"]["limits"]["max_request_bytes"] = REQUEST_LIMIT
     app["args"]["models"].append(
         {
             "name": "resnet50",

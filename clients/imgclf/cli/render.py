@@ -65,7 +65,8 @@ def models_table(models: ServerModels) -> str:
     lines.append(
         f"limits per call: {limits.max_images_per_batch} images, "
         f"{limits.max_image_bytes / 2**20:.1f} MiB per image, "
-        f"{limits.max_image_pixels / 1e6:.1f} megapixels per image"
+        f"{limits.max_image_pixels / 1e6:.1f} megapixels per image, "
+        f"{limits.max_request_bytes / 2**20:.1f} MiB per call"
     )
     return "\n".join(lines)
 

@@ -165,11 +165,13 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., input_height: _Optional[int] = ..., input_width: _Optional[int] = ..., num_classes: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., device_kind: _Optional[_Union[DeviceKind, str]] = ..., replicas: _Optional[int] = ..., max_batch_size: _Optional[int] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_images_per_batch", "max_image_bytes", "max_image_pixels")
+    __slots__ = ("max_images_per_batch", "max_image_bytes", "max_image_pixels", "max_request_bytes")
     MAX_IMAGES_PER_BATCH_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGE_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
     max_images_per_batch: int
     max_image_bytes: int
     max_image_pixels: int
-    def __init__(self, max_images_per_batch: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ...) -> None: ...
+    max_request_bytes: int
+    def __init__(self, max_images_per_batch: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_request_bytes: _Optional[int] = ...) -> None: ...
