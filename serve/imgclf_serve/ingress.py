@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -46,6 +46,7 @@ logger = logging.getLogger("ray.serve")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ClassifierService"].full_name
 HEALTH_PING_TIMEOUT_S = 5.0
 HEALTH_WATCH_PERIOD_S = 2.0
+REPLICA_DIED_RETRIES = 2
 
 Response = TypeVar("Response")
 
@@ -102,7 +103,9 @@ class ClassifierIngress:
     async def _classify(self, request: pb.ClassifyRequest) -> pb.ClassifyResponse:
         name, k = self._resolve(request.model, request.top_k)
         check_size(request.image, self._image_limits)
-        result: ItemResult = await self._handles[name].classify.remote(request.image, k)
+        result = await self._on_a_live_replica(
+            lambda: self._handles[name].classify.remote(request.image, k)
+        )
         if result.error is not None:
             raise result.error.to_exception()
         return wire.classify_response(name, result)
@@ -217,6 +220,19 @@ class ClassifierIngress:
             raise InvalidArgument(
                 f"{count} images in one call, over the limit of {limit}; split the batch"
             )
+
+    async def _on_a_live_replica(self, call: Callable[[], Awaitable[ItemResult]]) -> ItemResult:
+        """Run `call` again when its replica died under it: Ray's router drops a dead replica
+        once a call to it fails, so the retry lands on a live one (the image is decoded once
+        more, but a caller never sees the death of one of several replicas)."""
+        for attempt in range(REPLICA_DIED_RETRIES + 1):
+            try:
+                return await call()
+            except (RayActorError, ReplicaUnavailableError):
+                if attempt == REPLICA_DIED_RETRIES:
+                    raise
+                logger.info("a model replica died during a call; retrying on another")
+        raise AssertionError("unreachable")
 
     def _check_request_bytes(self, total: int) -> None:
         limit = self._limits.max_request_bytes
