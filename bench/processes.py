@@ -4,6 +4,7 @@ prototype-style server. Everything binds 127.0.0.1 and is stopped by PID."""
 from __future__ import annotations
 
 import copy
+import os
 import re
 import subprocess
 import sys
@@ -123,7 +124,7 @@ class PrototypeServer:
                 "--log-level",
                 "warning",
             ],
-            env={**_environ(), "PROTOTYPE_THREADS": str(threads)},
+            env={**os.environ, "PROTOTYPE_THREADS": str(threads)},
             cwd=Path(__file__).parents[1],
         )
         deadline = time.monotonic() + 120
@@ -162,9 +163,3 @@ def memory_mb(pids: Iterable[int]) -> dict[str, float]:
         rss += int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
         pss += int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
     return {"rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1)}
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sysconfig
 import time
@@ -113,9 +115,6 @@ def _tree(pid: int) -> list[int]:
 
 
 def _stop(server: subprocess.Popen[bytes]) -> None:
-    import os
-    import signal
-
     pids = _tree(server.pid)
     for pid in reversed(pids):
         with contextlib.suppress(ProcessLookupError):
