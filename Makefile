@@ -12,7 +12,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve stop status test unit integration lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-triton clean
+.PHONY: help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-triton clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ stop: ## stop every process `make serve` started
 status: $(INSTALLED) ## is the local server running?
 	$(BIN)/python -m imgclf_serve.local_cluster status
 
-test: lint check-protos check-dashboards check-k8s typecheck prometheus ## set up, lint, check generated files, type-check, run all tests
+test: lint check-protos check-dashboards check-k8s typecheck audit prometheus ## set up, lint, check generated files, type-check, audit, run all tests
 	$(BIN)/pytest
 
 unit: $(INSTALLED) ## unit, client-library and manifest tests (no Ray cluster)
@@ -46,6 +46,12 @@ unit: $(INSTALLED) ## unit, client-library and manifest tests (no Ray cluster)
 
 integration: $(INSTALLED) ## integration tests only (a real local Ray cluster and gRPC proxy)
 	$(BIN)/pytest tests/integration
+
+reliability: $(INSTALLED) ## the failure, overload and bad-input scenarios (RELIABILITY.md), with their figures
+	$(BIN)/pytest -m reliability
+
+audit: $(INSTALLED) ## pip-audit the installed packages: fail on a vulnerability with a fix released
+	$(BIN)/python scripts/audit.py $(if $(STRICT),--strict)
 
 lint: $(INSTALLED) ## ruff lint and format check
 	$(BIN)/ruff check .

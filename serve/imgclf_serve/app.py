@@ -24,9 +24,13 @@ from imgclf_serve.settings import AppArgs, BatchingConfig, ModelConfig
 
 SHARE_ROUTER = "imgclf_serve.routing:ShareRouter"
 INGRESS_NAME = "ClassifierIngress"
-# Calls one model replica accepts at once: room for a full batch of single images plus
-# ClassifyBatch shares, each of which counts as one call.
-MODEL_MAX_ONGOING_REQUESTS = 32
+# Calls one model replica accepts at once: two full batches of single images (one on the core,
+# the next filling); a ClassifyBatch share counts as one call. More only lengthens the wait of
+# admitted calls under overload (RELIABILITY.md).
+MODEL_MAX_ONGOING_REQUESTS = 16
+# Calls the ingress holds for a model when all its replicas are full; beyond that a call fails
+# at once with RESOURCE_EXHAUSTED instead of queueing without bound (Ray's default, -1).
+MODEL_MAX_QUEUED_REQUESTS = 32
 # gRPC calls the ingress handles at once; it only waits on replicas, so it can hold many.
 INGRESS_MAX_ONGOING_REQUESTS = 1000
 
@@ -66,6 +70,7 @@ def _model_deployment(
         ray_actor_options=plan.ray_actor_options(),
         # Defaults; the Serve config's `deployments:` section overrides them by name.
         max_ongoing_requests=MODEL_MAX_ONGOING_REQUESTS,
+        max_queued_requests=MODEL_MAX_QUEUED_REQUESTS,
         user_config=BatchingConfig().model_dump(),
         request_router_config=RequestRouterConfig(request_router_class=SHARE_ROUTER),
     )

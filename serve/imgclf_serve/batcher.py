@@ -42,6 +42,10 @@ class GreedyBatcher(Generic[Item, Result]):
         self._queue.put_nowait((item, future))
         return await future
 
+    def running(self) -> bool:
+        """False once the batching loop has ended (it only ends if it crashed or closed)."""
+        return self._loop_task is None or not self._loop_task.done()
+
     async def _loop(self, queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]]) -> None:
         while True:
             batch = [await queue.get()]

@@ -49,6 +49,7 @@ HEALTH_WATCH_PERIOD_S = 2.0
 REPLICA_DIED_RETRIES = 2
 
 Response = TypeVar("Response")
+Reply = TypeVar("Reply")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class ClassifierIngress:
         self._slots = SlotCounter()
         self._metrics = metrics.IngressMetrics()
         self._all_replicas_warm = False
+        self._last_described: dict[str, ReplicaInfo] = {}
 
     # imgclf.v1.ClassifierService
 
@@ -120,7 +122,7 @@ class ClassifierIngress:
         return pb.ClassifyBatchResponse(model=name, items=items)
 
     async def _list_models(self) -> pb.ListModelsResponse:
-        infos = await asyncio.gather(*(self._describe(name) for name in self._models))
+        infos = await asyncio.gather(*(self._describe_or_last(name) for name in self._models))
         return pb.ListModelsResponse(
             models=[wire.model_info(info, self._models[info.model].replicas) for info in infos],
             default_model=self._default_model,
@@ -221,9 +223,9 @@ class ClassifierIngress:
                 f"{count} images in one call, over the limit of {limit}; split the batch"
             )
 
-    async def _on_a_live_replica(self, call: Callable[[], Awaitable[ItemResult]]) -> ItemResult:
+    async def _on_a_live_replica(self, call: Callable[[], Awaitable[Reply]]) -> Reply:
         """Run `call` again when its replica died under it: Ray's router drops a dead replica
-        once a call to it fails, so the retry lands on a live one (the image is decoded once
+        once a call to it fails, so the retry lands on a live one (its images are decoded once
         more, but a caller never sees the death of one of several replicas)."""
         for _ in range(REPLICA_DIED_RETRIES):
             try:
@@ -256,9 +258,13 @@ class ClassifierIngress:
         ]
         first_slot = self._slots.reserve(len(shares))
         handle = self._handles[name]
+
+        def send(share: list[int], slot: int) -> Callable[[], Awaitable[list[ItemResult]]]:
+            return lambda: handle.classify_share.remote([images[i] for i in share], k, slot=slot)
+
         replies = await asyncio.gather(
             *(
-                handle.classify_share.remote([images[i] for i in share], k, slot=first_slot + n)
+                self._on_a_live_replica(send(share, first_slot + n))
                 for n, share in enumerate(shares)
             ),
             return_exceptions=True,
@@ -277,11 +283,25 @@ class ClassifierIngress:
         info: ReplicaInfo = await asyncio.wait_for(
             self._handles[name].describe.remote(slot=slot), HEALTH_PING_TIMEOUT_S
         )
+        self._last_described[name] = info
         return info
+
+    async def _describe_or_last(self, name: str) -> ReplicaInfo:
+        """What a replica of `name` says; while every replica is too busy to answer (a full
+        queue or the ping timeout), what one said last. Replicas that are hung rather than
+        busy fail Serve's own health check (ModelReplica.check_health) and are replaced."""
+        try:
+            return await self._describe(name)
+        except (asyncio.TimeoutError, TimeoutError, BackPressureError):
+            last = self._last_described.get(name)
+            if last is None:
+                raise
+            return last
 
     async def _serving_status(self) -> int:
         """SERVING once every replica of every model has loaded and warmed up its model
-        (answered a ping); afterwards, as long as each model has a replica that answers."""
+        (answered a ping); afterwards, as long as each model has a replica that answers or
+        all of them are busy serving (so overload does not take a pod out of its Service)."""
         try:
             if not self._all_replicas_warm:
                 for name, served in self._models.items():
@@ -291,7 +311,7 @@ class ClassifierIngress:
                         return health_pb2.HealthCheckResponse.NOT_SERVING
                 self._all_replicas_warm = True
             else:
-                await asyncio.gather(*(self._describe(name) for name in self._models))
+                await asyncio.gather(*(self._describe_or_last(name) for name in self._models))
         except Exception as exc:
             logger.info("health check: not serving (%s)", type(exc).__name__)
             return health_pb2.HealthCheckResponse.NOT_SERVING

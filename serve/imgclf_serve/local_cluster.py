@@ -206,46 +206,53 @@ class LocalCluster:
         return messages
 
     def pids(self) -> list[int]:
-        """PIDs of this cluster's processes: those naming its temp dir or its GCS address
-        (the Ray client server names only the latter), and their descendants."""
-        markers = (str(self.temp_dir), f":{self.gcs_port} ")
-        parents: dict[int, int] = {}
-        roots = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                raw_cmdline = (entry / "cmdline").read_bytes()
-                cmdline = raw_cmdline.replace(b"\0", b" ").decode(errors="replace")
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            pid = int(entry.name)
-            parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-            if any(marker in cmdline + " " for marker in markers):
-                roots.append(pid)
-        found = set(roots)
-        changed = True
-        while changed:
-            children = {pid for pid, ppid in parents.items() if ppid in found} - found
-            found |= children
-            changed = bool(children)
-        found.discard(os.getpid())
-        return sorted(found)
+        """PIDs of this cluster's processes, worker nodes included: those naming its temp dir
+        or its GCS address (the Ray client server names only the latter), and descendants."""
+        return processes_naming(str(self.temp_dir), f":{self.gcs_port} ")
 
     def stop(self, grace_s: float = 3.0) -> list[int]:
         """Stop every process of this cluster (SIGTERM, then SIGKILL); returns their PIDs."""
-        pids = self.pids()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-                time.sleep(0.2)
-            if not any(_alive(pid) for pid in pids):
-                break
-        return pids
+        return stop_processes(self.pids(), grace_s)
+
+    def start_worker(self, *, num_cpus: int, resources: dict[str, float]) -> WorkerNode:
+        """Join one more node to the cluster, on this machine, with its own temp dir (and so
+        its own processes): a stand-in for a second host in multi-node tests."""
+        worker = WorkerNode(Path(tempfile.mkdtemp(prefix="imgclf-node-", dir="/tmp")))
+        command = [
+            str(RAY_BIN),
+            "start",
+            f"--address={self.address}",
+            "--node-ip-address=127.0.0.1",
+            f"--temp-dir={worker.temp_dir}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--num-cpus={num_cpus}",
+            f"--resources={json.dumps(resources)}",
+            "--disable-usage-stats",
+        ]
+        proxy_limit = {PROXY_MESSAGE_SIZE_ENV: str(PROXY_MAX_MESSAGE_BYTES)}
+        _run(command, {**self.env(), **proxy_limit}, "ray start (worker node)")
+        return worker
+
+    def serve_status(self) -> dict[str, dict[str, Any]]:
+        """Each deployment of each application: {"status": ..., "replicas": {state: count}},
+        keyed "app/deployment", as Serve's controller reports them."""
+        script = (
+            "import json, ray; from ray import serve; ray.init(logging_level='ERROR'); "
+            "v = lambda e: getattr(e, 'value', e); "
+            "print(json.dumps({f'{a}/{d}': {'status': v(o.status), 'replicas': "
+            "{v(k): n for k, n in o.replica_states.items()}} for a, s in "
+            "serve.status().applications.items() for d, o in s.deployments.items()}))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script], env=self.env(), capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"serve status failed: {result.stderr.strip()[-2000:]}")
+        status: dict[str, dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])
+        return status
 
     def save(self, path: Path = STATE_FILE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,6 +267,64 @@ class LocalCluster:
             temp_dir=Path(data["temp_dir"]),
             **{k: int(v) for k, v in data.items() if k != "temp_dir"},
         )
+
+
+@dataclass
+class WorkerNode:
+    """A node started by LocalCluster.start_worker; LocalCluster.stop stops it too."""
+
+    temp_dir: Path
+
+    def pids(self) -> list[int]:
+        return processes_naming(str(self.temp_dir))
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, grace_s: float = 3.0) -> list[int]:
+        """Stop this node's processes; SIGKILL is a node lost without warning."""
+        return stop_processes(self.pids(), grace_s, first=sig)
+
+
+def processes_naming(*markers: str) -> list[int]:
+    """PIDs of the processes whose command line contains one of `markers`, and of all their
+    descendants (Ray's workers rename themselves, so only their parents name the markers)."""
+    parents: dict[int, int] = {}
+    roots = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw_cmdline = (entry / "cmdline").read_bytes()
+            cmdline = raw_cmdline.replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        if any(marker in cmdline + " " for marker in markers):
+            roots.append(pid)
+    found = set(roots)
+    changed = True
+    while changed:
+        children = {pid for pid, ppid in parents.items() if ppid in found} - found
+        found |= children
+        changed = bool(children)
+    found.discard(os.getpid())
+    return sorted(found)
+
+
+def stop_processes(
+    pids: list[int], grace_s: float = 3.0, first: signal.Signals = signal.SIGTERM
+) -> list[int]:
+    """Send `first` (then SIGKILL to what is left after `grace_s`) to `pids`; returns them."""
+    for sig in dict.fromkeys((first, signal.SIGKILL)):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+            time.sleep(0.2)
+        if not any(_alive(pid) for pid in pids):
+            break
+    return pids
 
 
 def _last_exception(message: str) -> str:

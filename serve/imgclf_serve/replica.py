@@ -2,7 +2,8 @@
 decodes images on a thread pool and merges them into batches for the core.
 
 Lifecycle: __init__ (pick backend, load, warm up) -> reconfigure(user_config) ->
-classify / classify_share per call -> _forward_batch per batch.
+classify / classify_share per call -> _forward_batch per batch; Serve calls check_health
+every health_check_period_s and replaces a replica that fails it three times in a row.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,14 +31,17 @@ from imgclf_serve.models import get_spec, imagenet_labels
 from imgclf_serve.postprocess import top_k
 from imgclf_serve.preprocess import ImageLimits, load_image
 from imgclf_serve.results import ItemError, ItemResult, ReplicaInfo, ServedBy
-from imgclf_serve.settings import BatchingConfig, ModelConfig
+from imgclf_serve.settings import ModelConfig, ReplicaUserConfig
 
 logger = logging.getLogger("ray.serve")
 
 # Pillow releases the GIL while decoding, so decoding overlaps the forward pass.
 DECODE_THREADS = 2
 # Until the first reconfigure() applies the deployment's user_config.
-INITIAL_BATCHING = BatchingConfig()
+INITIAL_USER_CONFIG = ReplicaUserConfig()
+# A canary slower than this fails the health check: the core is hung, not busy (the canary
+# waits for at most the one batch that is running).
+CANARY_TIMEOUT_S = 20.0
 
 
 @serve.deployment
@@ -61,20 +66,22 @@ class ModelReplica:
             backend=backend_name.value,
             node_id=ray.get_runtime_context().get_node_id(),
         )
-        self._metrics = ReplicaMetrics(model.name, device.kind.value, device.core_label())
+        self._core_label = device.core_label()
+        self._metrics = ReplicaMetrics(model.name, device.kind.value, self._core_label)
         self._metrics.loaded(time.perf_counter() - started)
         self._forward_pool = ThreadPoolExecutor(
             1, thread_name_prefix="forward", initializer=self._backend.init_thread
         )
         self._decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
         self._warm_batch_sizes: set[int] = set()
-        self._batching = INITIAL_BATCHING
+        self._user_config = INITIAL_USER_CONFIG
         self._batcher: GreedyBatcher[_Queued, np.ndarray] = GreedyBatcher(
             self._forward_batch,
-            INITIAL_BATCHING.max_batch_size,
-            INITIAL_BATCHING.batch_wait_timeout_s,
+            INITIAL_USER_CONFIG.max_batch_size,
+            INITIAL_USER_CONFIG.batch_wait_timeout_s,
             on_skipped=self._metrics.skipped,
         )
+        self._canary = self._decode_pool.submit(self._decode, _sample_image()).result()[0][None]
         self._warm_up(1)
         logger.info(
             "model %s ready on %s, backend %s, in %.1f s",
@@ -86,12 +93,31 @@ class ModelReplica:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply batching settings; a config-file deploy changes them without a restart."""
-        batching = BatchingConfig.model_validate(user_config)
-        self._warm_up(batching.max_batch_size)
-        self._batcher.max_batch_size = batching.max_batch_size
-        self._batcher.wait_s = batching.batch_wait_timeout_s
-        self._batching = batching
-        logger.info("batching: %s", batching)
+        config = ReplicaUserConfig.model_validate(user_config)
+        self._warm_up(config.max_batch_size)
+        self._batcher.max_batch_size = config.max_batch_size
+        self._batcher.wait_s = config.batch_wait_timeout_s
+        self._user_config = config
+        logger.info("user_config: %s", config)
+
+    async def check_health(self) -> None:
+        """Serve's health check: the batching loop runs and the core still computes a
+        sensible answer for a known image (one batch-1 forward pass)."""
+        if not self._batcher.running():
+            raise RuntimeError("the batching loop stopped")
+        loop = asyncio.get_running_loop()
+        probabilities = await asyncio.wait_for(
+            loop.run_in_executor(self._forward_pool, self._canary_forward), CANARY_TIMEOUT_S
+        )
+        total = float(probabilities.sum())
+        if not math.isfinite(total) or abs(total - 1.0) > 1e-2:
+            raise RuntimeError(f"canary inference returned probabilities summing to {total}")
+
+    def _canary_forward(self) -> np.ndarray:
+        if self._core_label in self._user_config.inject_faults.fail_health_check_on_cores:
+            raise RuntimeError(f"injected fault: canary inference on core {self._core_label}")
+        probabilities: np.ndarray = self._backend.predict(self._canary)
+        return probabilities
 
     async def classify(self, image: bytes, top_k: int) -> ItemResult:
         """One image -> its top-k predictions or its error."""
@@ -109,7 +135,7 @@ class ModelReplica:
             model=self._spec.name,
             input_size=self._spec.input_size,
             num_classes=self._spec.num_classes,
-            max_batch_size=self._batching.max_batch_size,
+            max_batch_size=self._user_config.max_batch_size,
             served_by=self._served_by,
         )
 
@@ -151,7 +177,7 @@ class ModelReplica:
         loop = asyncio.get_running_loop()
         probabilities = await loop.run_in_executor(self._forward_pool, self._backend.predict, batch)
         elapsed = time.perf_counter() - started
-        self._metrics.forward(len(queued), self._batching.max_batch_size, elapsed)
+        self._metrics.forward(len(queued), self._user_config.max_batch_size, elapsed)
         return list(probabilities)
 
     def _warm_up(self, batch_size: int) -> None:
@@ -161,12 +187,7 @@ class ModelReplica:
         if batch_size in self._warm_batch_sizes:
             return
         started = time.perf_counter()
-        sample = io.BytesIO()
-        Image.new("RGB", (320, 240), (128, 64, 32)).save(sample, format="JPEG")
-        pixels = self._decode_pool.submit(
-            load_image, sample.getvalue(), self._spec.preprocess, self._limits
-        ).result()
-        batch = np.stack([pixels] * batch_size)
+        batch = np.repeat(self._canary, batch_size, axis=0)
         self._forward_pool.submit(self._backend.predict, batch).result()
         self._warm_batch_sizes.add(batch_size)
         self._metrics.warmed_up(time.perf_counter() - started)
@@ -179,3 +200,9 @@ class _Queued:
 
     pixels: np.ndarray
     since: float
+
+
+def _sample_image() -> bytes:
+    sample = io.BytesIO()
+    Image.new("RGB", (320, 240), (128, 64, 32)).save(sample, format="JPEG")
+    return sample.getvalue()

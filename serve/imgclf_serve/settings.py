@@ -1,10 +1,10 @@
 """Typed configuration of the Serve application, checked when the application is built.
 
 `AppArgs` is the `args:` of the application in the Serve config file
-(serve/serve_config.yaml): what is deployed, where. `BatchingConfig` is the `user_config` of
-each model deployment (the config's `deployments:` section): tuning that a redeploy applies in
-place, without restarting replicas. (A change to `args` changes the application's code version
-in Ray Serve and restarts every replica.)
+(serve/serve_config.yaml): what is deployed, where. `ReplicaUserConfig` is the `user_config` of
+each model deployment (the config's `deployments:` section): batching, and faults injected for
+reliability tests, which a redeploy applies in place without restarting replicas. (A change
+to `args` changes the application's code version in Ray Serve and restarts every replica.)
 """
 
 from __future__ import annotations
@@ -29,6 +29,23 @@ class BatchingConfig(_Strict):
     batch_wait_timeout_s: float = Field(
         0.0, ge=0, le=1, description="How long a partial batch waits for more images."
     )
+
+
+class FaultInjection(_Strict):
+    """Faults a reliability test turns on in running replicas. Off unless set."""
+
+    fail_health_check_on_cores: list[str] = Field(
+        default_factory=list,
+        description="Replicas pinned to these core ids (e.g. NeuronCore '2', or 'cpu') fail "
+        "the canary inference of their health check, as a broken NeuronCore would; Serve "
+        "then replaces them.",
+    )
+
+
+class ReplicaUserConfig(BatchingConfig):
+    """A model deployment's `user_config`: applied by each replica's reconfigure()."""
+
+    inject_faults: FaultInjection = FaultInjection()
 
 
 class ModelConfig(_Strict):

@@ -8,6 +8,7 @@ from a weights file of random values written by the test.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster
 from tests.conftest import IMAGES_DIR
+from tests.integration.figures import REPORTED
 
 NEURON_CORES = 4
 REQUEST_LIMIT = 32 * 1024 * 1024  # smaller than the default, to test it without 64 MiB calls
+FIGURES_FILE = Path(__file__).resolve().parents[2] / ".run" / "reliability-figures.txt"
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +45,34 @@ class Server:
         edit(config)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.cluster.deploy(self.config_path)
+
+    def set_deployment_options(self, deployment: str, **options: object) -> dict[str, object]:
+        """Redeploy with `options` set on one deployment of the config's `deployments:`
+        section (None removes a key); returns the options as they were."""
+        (app,) = yaml.safe_load(self.config_path.read_text())["applications"]
+        (entry,) = (d for d in app["deployments"] if d["name"] == deployment)
+        original = {key: entry.get(key) for key in options}
+        self.redeploy(lambda config: _set_options(config, deployment, options))
+        return original
+
+    @contextlib.contextmanager
+    def deployment_options(self, deployment: str, **options: object) -> Iterator[None]:
+        """set_deployment_options for the duration of a `with` block."""
+        original = self.set_deployment_options(deployment, **options)
+        try:
+            yield
+        finally:
+            self.set_deployment_options(deployment, **original)
+
+
+def _set_options(config: dict, deployment: str, options: dict) -> None:  # type: ignore[type-arg]
+    (app,) = config["applications"]
+    (entry,) = (d for d in app["deployments"] if d["name"] == deployment)
+    for key, value in options.items():
+        if value is None:
+            entry.pop(key, None)
+        else:
+            entry[key] = value
 
 
 def integration_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg]
@@ -106,3 +137,14 @@ def assert_no_internals(details: str | None) -> None:
 
 def replicas_of(response: pb.ClassifyBatchResponse) -> list[str]:
     return [item.served_by.replica_id for item in response.items]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not REPORTED:
+        return
+    terminalreporter.section("imgclf reliability figures")
+    lines = [f"{scenario}: {text}" for scenario, text in REPORTED]
+    for line in lines:
+        terminalreporter.write_line(line)
+    FIGURES_FILE.parent.mkdir(exist_ok=True)
+    FIGURES_FILE.write_text("\n".join(lines) + "\n")

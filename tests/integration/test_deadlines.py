@@ -15,8 +15,9 @@ import pytest
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from tests.integration.conftest import Server
+from tests.integration.figures import report
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 
 def metric_sum(server: Server, name: str, labels: str = "") -> float:
@@ -63,6 +64,11 @@ def test_an_expired_call_is_cancelled_and_costs_no_device_time(server: Server) -
         if skipped >= 1 and cancelled - cancelled_before >= 1:
             break
         time.sleep(1)
-    print(f"\n{expired} of {len(codes)} calls expired; {skipped:g} images skipped by replicas")
+    report(
+        "deadlines",
+        f"48 calls queued, then {len(codes)} with a 150 ms deadline: {expired} ended "
+        f"DEADLINE_EXCEEDED, {codes.count('OK')} OK; {skipped:g} images skipped by replicas "
+        "(no forward pass spent on them)",
+    )
     assert 1 <= skipped <= expired
     assert cancelled - cancelled_before >= 1

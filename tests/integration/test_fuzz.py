@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from tests.integration.conftest import assert_no_internals
+from tests.integration.figures import Tally, report
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 
 DOCUMENTED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
 SEED_PREFIXES = [b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\x00\x00\x00\x00WEBP"]
@@ -26,12 +27,14 @@ top_ks = st.one_of(st.just(0), st.integers(min_value=0, max_value=2**32 - 1))
 models = st.one_of(
     st.just(""), st.sampled_from(["efficientnet-lite0", "resnet50"]), st.text(max_size=40)
 )
+FUZZED = Tally()
 FUZZ = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
 def check_failure(error: grpc.RpcError) -> None:
+    FUZZED.record(error.code().name)
     assert error.code() in DOCUMENTED, f"{error.code()}: {error.details()}"
     assert_no_internals(error.details())
 
@@ -43,6 +46,7 @@ def test_classify_fields(
 ) -> None:
     try:
         stub.Classify(pb.ClassifyRequest(image=image, top_k=top_k, model=model), timeout=60)
+        FUZZED.record("OK")
     except grpc.RpcError as error:
         check_failure(error)
 
@@ -57,6 +61,7 @@ def test_classify_batch_shapes(
     except grpc.RpcError as error:
         check_failure(error)
         return
+    FUZZED.record("OK")
     assert len(reply.items) == len(batch)
     for item in reply.items:
         if item.HasField("error"):
@@ -69,3 +74,4 @@ def test_the_server_still_serves_after_the_fuzzing(
 ) -> None:
     reply = stub.Classify(pb.ClassifyRequest(image=seed_images["tiger.jpg"]), timeout=60)
     assert reply.predictions[0].label == "tiger"
+    report("fuzzing", f"fuzzed calls by status: {dict(FUZZED.codes)}; a valid call succeeds after")

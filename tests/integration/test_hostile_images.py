@@ -16,8 +16,9 @@ from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from tests.imagegen import encode, png_bomb, stored_for_orientation, with_orientation
 from tests.integration.conftest import assert_no_internals, replicas_of
+from tests.integration.figures import report
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 
 def corpus(tiger_jpeg: bytes) -> list[tuple[str, bytes, str | None]]:
@@ -89,6 +90,10 @@ def test_hostile_corpus_in_one_batch(
                 wrong.append(f"{name}: {item.error.message}")
             elif expected and item.predictions[0].label != expected:
                 wrong.append(f"{name}: top-1 {item.predictions[0].label!r}, not {expected!r}")
-    print(f"\nhostile corpus: {dict(outcome)} of {len(cases)} images")
+    report(
+        "hostile images",
+        f"{len(cases)} images in one ClassifyBatch: {outcome['classified']} valid ones "
+        f"classified, {outcome['refused']} refused with INVALID_ARGUMENT; {len(wrong)} wrong",
+    )
     assert not wrong, "\n".join(wrong)
     assert set(replicas_of(stub.ClassifyBatch(warm, timeout=120))) == replicas_before

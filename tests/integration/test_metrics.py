@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from imgclf import AsyncClassifierClient, ClassifierClient, ImgclfError
 from tests.conftest import IMAGES_DIR
@@ -137,22 +136,6 @@ def send_known_calls(target: str) -> Traffic:
     )  # fmt: skip
 
 
-def set_lite0_queue(server: Server, max_ongoing: int | None, max_queued: int | None) -> None:
-    def edit(config: dict) -> None:  # type: ignore[type-arg]
-        (app,) = config["applications"]
-        (lite0,) = (d for d in app["deployments"] if d["name"] == LITE0)
-        for key, value in (
-            ("max_ongoing_requests", max_ongoing),
-            ("max_queued_requests", max_queued),
-        ):
-            if value is None:
-                lite0.pop(key, None)
-            else:
-                lite0[key] = value
-
-    server.redeploy(edit)
-
-
 async def burst(target: str, calls: int) -> Counter[str]:
     """`calls` concurrent Classify calls without retries; their status codes."""
     tiger = (IMAGES_DIR / "tiger.jpg").read_bytes()
@@ -163,24 +146,21 @@ async def burst(target: str, calls: int) -> Counter[str]:
     return Counter(o.code.name if isinstance(o, ImgclfError) else "OK" for o in outcomes)
 
 
-def shed_load(server: Server, original_ongoing: int) -> Counter[str]:
+def shed_load(server: Server) -> Counter[str]:
     """Shrink lite0's queue to 1 and send bursts until some calls are shed; then restore."""
     target = server.cluster.grpc_target
     seen: Counter[str] = Counter()
-    set_lite0_queue(server, max_ongoing=1, max_queued=1)
-    try:
+    with server.deployment_options(LITE0, max_ongoing_requests=1, max_queued_requests=1):
         deadline = time.monotonic() + 90
         while not seen["RESOURCE_EXHAUSTED"] and time.monotonic() < deadline:
             seen += asyncio.run(burst(target, 24))
         assert seen["RESOURCE_EXHAUSTED"], f"no call was shed: {seen}"
-    finally:
-        set_lite0_queue(server, max_ongoing=original_ongoing, max_queued=None)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # until the old queue is back
-            after = asyncio.run(burst(target, 16))
-            seen += after
-            if not after["RESOURCE_EXHAUSTED"]:
-                break
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:  # until the old queue is back
+        after = asyncio.run(burst(target, 16))
+        seen += after
+        if not after["RESOURCE_EXHAUSTED"]:
+            break
     return seen
 
 
@@ -188,9 +168,7 @@ def shed_load(server: Server, original_ongoing: int) -> Counter[str]:
 def traffic(server: Server, prometheus: Prometheus) -> tuple[Traffic, dict, dict]:  # type: ignore[type-arg]
     before = settled(prometheus)
     sent = send_known_calls(server.cluster.grpc_target)
-    (app,) = yaml.safe_load(server.config_path.read_text())["applications"]
-    (lite0,) = (d for d in app["deployments"] if d["name"] == LITE0)
-    outcomes = shed_load(server, lite0["max_ongoing_requests"])
+    outcomes = shed_load(server)
     for code, count in outcomes.items():
         sent.requests["Classify", LITE0, code] += count
         sent.images["Classify", LITE0, code] += count

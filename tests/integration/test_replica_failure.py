@@ -1,6 +1,7 @@
-"""Kill one model replica process (by its PID) during a steady Classify load from the client
-library with retries on: Serve replaces it, no call is lost, and every core has a healthy
-replica again. Reports calls sent, succeeded, failed by code, lost, and the recovery time."""
+"""Kill one model replica process (by its PID) during a steady Classify and ClassifyBatch load
+from the client library with retries on: Serve replaces it, no call or batch image is lost (the
+ingress re-sends a call or batch share whose replica died), and every core has a healthy
+replica again. Reports calls and images by outcome and the recovery time."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from imgclf import ClassifierClient, ImgclfError, RetryPolicy
 from tests.integration.conftest import NEURON_CORES, Server
+from tests.integration.figures import Tally, report
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 LOAD_S = 12.0
 WORKERS = 6
 
@@ -36,24 +37,34 @@ def lite0_replica_pids(server: Server) -> list[int]:
 def test_a_killed_replica_is_replaced_and_no_call_is_lost(server: Server) -> None:
     target = server.cluster.grpc_target
     retry = RetryPolicy(max_attempts=5, initial_backoff_s=0.2, max_backoff_s=2.0)
-    outcomes: Counter[str] = Counter()
-    lock = threading.Lock()
+    calls, images = Tally(), Tally()
     stop_at = time.monotonic() + LOAD_S
 
-    def load() -> None:
+    def singles() -> None:
         with ClassifierClient(target, retry=retry, timeout=60) as client:
             while time.monotonic() < stop_at:
                 try:
                     client.classify(server.tiger)
-                    outcome = "OK"
+                    calls.record("OK")
                 except ImgclfError as exc:
-                    outcome = exc.code.name
-                with lock:
-                    outcomes[outcome] += 1
+                    calls.record(exc.code.name)
+
+    def batches() -> None:
+        with ClassifierClient(target, retry=retry, timeout=60) as client:
+            while time.monotonic() < stop_at:
+                try:
+                    items = client.classify_batch([server.tiger] * NEURON_CORES)
+                    calls.record("OK")
+                except ImgclfError as exc:
+                    calls.record(exc.code.name)
+                    continue
+                for item in items:
+                    images.record("OK" if item.ok else item.code.name)
 
     before = lite0_replica_pids(server)
     assert len(before) == NEURON_CORES
-    workers = [threading.Thread(target=load) for _ in range(WORKERS)]
+    workers = [threading.Thread(target=singles) for _ in range(WORKERS)]
+    workers += [threading.Thread(target=batches) for _ in range(2)]
     for worker in workers:
         worker.start()
     time.sleep(3)
@@ -81,11 +92,11 @@ def test_a_killed_replica_is_replaced_and_no_call_is_lost(server: Server) -> Non
                 recovered_s = time.monotonic() - killed_at
                 break
             time.sleep(1)
-    sent = sum(outcomes.values())
-    failed = {code: n for code, n in outcomes.items() if code != "OK"}
-    print(
-        f"\nsent {sent}, succeeded {outcomes['OK']}, failed {failed}, lost {sent - outcomes['OK']}"
-        f", all {NEURON_CORES} cores serving again after {recovered_s and round(recovered_s, 1)} s"
+    report(
+        "replica killed",
+        f"SIGKILL to 1 of {NEURON_CORES} lite0 replicas under load; calls: {calls.summary()}; "
+        f"batch images: {images.summary()}; all {NEURON_CORES} cores serving again after "
+        f"{recovered_s and round(recovered_s, 1)} s",
     )
     assert recovered_s is not None, "the killed replica was not replaced"
-    assert outcomes["OK"] == sent, f"calls failed despite retries: {outcomes}"
+    assert calls.lost == 0 and images.lost == 0, (calls.codes, images.codes)

@@ -14,7 +14,7 @@ from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_serve.local_cluster import PROXY_MAX_MESSAGE_BYTES
 from tests.integration.conftest import REQUEST_LIMIT, Server, assert_no_internals
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 MiB = 1024 * 1024
 
 

@@ -208,6 +208,16 @@ def test_the_network_policy_opens_grpc_and_keeps_ray_ports_inside(overlay: str) 
     assert 6379 not in restricted and 10001 not in restricted  # GCS, Ray client: pods only
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ray_token_auth_stays_on(overlay: str) -> None:
+    cluster = rayservice(overlay)["spec"]["rayClusterConfig"]
+    assert cluster["authOptions"] == {"mode": "token"}
+    for name, spec in pod_specs((rayservice(overlay),)):
+        for container in spec["containers"]:
+            env = {e["name"] for e in container.get("env", [])}
+            assert not env & {"RAY_AUTH_MODE", "RAY_AUTH_TOKEN"}, f"{name}: set by KubeRay"
+
+
 @pytest.mark.parametrize("overlay", NEURON_OVERLAYS)
 def test_grafana_gets_the_dashboards_and_a_password_from_a_secret(overlay: str) -> None:
     docs = build(overlay)

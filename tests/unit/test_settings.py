@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from imgclf_serve.settings import AppArgs, BatchingConfig, ModelConfig
+from imgclf_serve.settings import AppArgs, BatchingConfig, ModelConfig, ReplicaUserConfig
 
 SERVE_CONFIG = Path(__file__).parents[2] / "serve" / "serve_config.yaml"
 
@@ -26,7 +26,7 @@ def test_the_serve_config_file_validates() -> None:
     assert args.default_model_name == "efficientnet-lite0"
     for deployment in app["deployments"]:
         if "user_config" in deployment:
-            BatchingConfig.model_validate(deployment["user_config"])
+            ReplicaUserConfig.model_validate(deployment["user_config"])
 
 
 @pytest.mark.parametrize(
@@ -55,6 +55,16 @@ def test_batching_bounds() -> None:
         BatchingConfig(max_batch_size=0)
     with pytest.raises(ValidationError, match="batch_wait_timeout_s"):
         BatchingConfig(batch_wait_timeout_s=-1)
+
+
+def test_user_config_takes_injected_faults_and_refuses_unknown_keys() -> None:
+    config = ReplicaUserConfig.model_validate(
+        {"max_batch_size": 4, "inject_faults": {"fail_health_check_on_cores": ["2"]}}
+    )
+    assert config.inject_faults.fail_health_check_on_cores == ["2"]
+    assert ReplicaUserConfig().inject_faults.fail_health_check_on_cores == []
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        ReplicaUserConfig.model_validate({"inject_faults": {"fail_everything": True}})
 
 
 def test_model_paths_are_paths() -> None:
