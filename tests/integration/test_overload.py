@@ -178,8 +178,9 @@ def test_four_times_capacity_is_shed_fast_and_admitted_calls_stay_bounded(
     assert overload.codes["RESOURCE_EXHAUSTED"] > 0, "nothing was shed at 4x capacity"
     assert overload.lost == 0, overload.codes
     assert shed_p99 < admitted_p99 / 2, "shed calls did not fail fast"
-    # Admitted calls wait at most for the queue ahead of them, plus scheduling noise.
-    assert admitted_p99 < 1.5 * queue_drain_s * 1000 + 2 * unloaded_p99
+    # An admitted call waits to reach admission (as long as a shed call's whole life), then
+    # for the queue ahead of it to drain; an unbounded queue would grow ~3x faster than served.
+    assert admitted_p99 < 1.5 * queue_drain_s * 1000 + shed_p99 + 2 * unloaded_p99
     assert rss_peak - rss_before < GiB
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     assert probes.codes.keys() == {"SERVING"}, "overload took the server out of service"
