@@ -191,12 +191,10 @@ class LocalCluster:
             "[d.message for d in a.deployments.values() if d.status != 'HEALTHY' and d.message]]"
             " for n, a in apps.items()}))"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", script], env=self.env(), capture_output=True, text=True
-        )
-        if result.returncode != 0:
+        try:
+            statuses = self.query(script)
+        except RuntimeError:
             return []
-        statuses = json.loads(result.stdout.strip().splitlines()[-1])
         messages = []
         for name, (status, message, deployment_messages) in statuses.items():
             reasons = [_last_exception(m) for m in (message, *deployment_messages) if m]
@@ -246,13 +244,18 @@ class LocalCluster:
             "{v(k): n for k, n in o.replica_states.items()}} for a, s in "
             "serve.status().applications.items() for d, o in s.deployments.items()}))"
         )
+        status: dict[str, dict[str, Any]] = self.query(script)
+        return status
+
+    def query(self, script: str) -> Any:
+        """Run a Python snippet that connects with ray.init() (this cluster, through env())
+        and prints JSON last; returns that JSON."""
         result = subprocess.run(
             [sys.executable, "-c", script], env=self.env(), capture_output=True, text=True
         )
         if result.returncode != 0:
-            raise RuntimeError(f"serve status failed: {result.stderr.strip()[-2000:]}")
-        status: dict[str, dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])
-        return status
+            raise RuntimeError(f"query of the cluster failed: {result.stderr.strip()[-2000:]}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
 
     def save(self, path: Path = STATE_FILE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

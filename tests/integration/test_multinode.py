@@ -10,10 +10,7 @@ proxies do not compete for one port on this one machine."""
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -72,11 +69,7 @@ def node_ids_by_temp_dir(cluster: LocalCluster) -> dict[str, str]:
         "import json, ray; ray.init(logging_level='ERROR'); print(json.dumps("
         "{n['NodeID']: n['ObjectStoreSocketName'] for n in ray.nodes() if n['Alive']}))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=cluster.env(), capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    sockets: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
+    sockets: dict[str, str] = cluster.query(script)
     return {
         str(temp_dir): node
         for node, socket in sockets.items()

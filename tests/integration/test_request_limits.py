@@ -13,6 +13,7 @@ from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_serve.local_cluster import PROXY_MAX_MESSAGE_BYTES
 from tests.integration.conftest import REQUEST_LIMIT, Server, assert_no_internals
+from tests.integration.figures import report
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 MiB = 1024 * 1024
@@ -41,3 +42,9 @@ def test_a_call_over_max_request_bytes_is_refused_naming_the_limit(server: Serve
 
         reply = stub.Classify(pb.ClassifyRequest(image=server.tiger), timeout=60)
         assert reply.predictions[0].label == "tiger"
+    report(
+        "request limits",
+        f"36 MiB call: {refused.value.code().name} (limit {REQUEST_LIMIT} bytes); 72 MiB call: "
+        f"{too_big.value.code().name} from the proxy (cap {PROXY_MAX_MESSAGE_BYTES} bytes); "
+        "the next call OK",
+    )
