@@ -30,7 +30,7 @@ INGRESS_NAME = "ClassifierIngress"
 MODEL_MAX_ONGOING_REQUESTS = 16
 # Calls the ingress holds for a model when all its replicas are full; beyond that a call fails
 # at once with RESOURCE_EXHAUSTED instead of queueing without bound (Ray's default, -1).
-MODEL_MAX_QUEUED_REQUESTS = 32
+MODEL_MAX_QUEUED_REQUESTS = 64
 # gRPC calls the ingress handles at once; it only waits on replicas, so it can hold many.
 INGRESS_MAX_ONGOING_REQUESTS = 1000
 
