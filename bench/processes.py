@@ -20,7 +20,7 @@ import yaml
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
-from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster, free_port
+from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster, free_port, stop_processes
 
 MODEL = "efficientnet-lite0"
 
@@ -144,12 +144,8 @@ class PrototypeServer:
         return [self.process.pid]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop_processes([self.process.pid], grace_s=10)
+        self.process.wait(timeout=5)
 
 
 def memory_mb(pids: Iterable[int]) -> dict[str, float]:

@@ -22,6 +22,19 @@ def best_imgclf(results: dict[str, Any], scenario: str) -> dict[str, Any] | None
     return max(candidates, key=lambda r: r["images_per_s"]) if candidates else None
 
 
+def _ratio_row(
+    target: str, measured: dict[str, Any], baseline: float, minimum: float
+) -> tuple[str, str, str, bool | None]:
+    """A throughput target: `measured`'s images/s at least `minimum` x `baseline`."""
+    ratio = measured["images_per_s"] / baseline
+    return (
+        target,
+        f"{measured['images_per_s']} vs {baseline} img/s",
+        f"{ratio:.2f}x",
+        ratio >= minimum,
+    )
+
+
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     """(target, measured, ratio or difference, met) for each target of the issue."""
     limit = ceiling(results)
@@ -29,48 +42,20 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     rows: list[tuple[str, str, str, bool | None]] = []
     batch32 = best_imgclf(results, "ClassifyBatch(32) c=4")
     if batch32:
-        ratio = batch32["images_per_s"] / limit
         rows.append(
-            (
-                "ClassifyBatch(32) >= 0.85 x in-process limit",
-                f"{batch32['images_per_s']} vs {limit} img/s",
-                f"{ratio:.2f}x",
-                ratio >= 0.85,
-            )
+            _ratio_row("ClassifyBatch(32) >= 0.85 x in-process limit", batch32, limit, 0.85)
         )
     c16 = best_imgclf(results, "Classify c=16")
     proto16 = _load(results, "prototype", "POST /model c=16")
-    if c16:
-        ratio = c16["images_per_s"] / limit
-        rows.append(
-            (
-                "Classify c=16 >= 0.75 x in-process limit",
-                f"{c16['images_per_s']} vs {limit} img/s",
-                f"{ratio:.2f}x",
-                ratio >= 0.75,
-            )
-        )
-    if c16 and proto16:
-        ratio = c16["images_per_s"] / proto16["images_per_s"]
-        rows.append(
-            (
-                "Classify c=16 >= 1.5 x prototype-style",
-                f"{c16['images_per_s']} vs {proto16['images_per_s']} img/s",
-                f"{ratio:.2f}x",
-                ratio >= 1.5,
-            )
-        )
     triton16 = _load(results, "triton", "infer c=16")
-    if c16 and triton16:
-        ratio = c16["images_per_s"] / triton16["images_per_s"]
+    if c16:
+        rows.append(_ratio_row("Classify c=16 >= 0.75 x in-process limit", c16, limit, 0.75))
+    if c16 and proto16:
         rows.append(
-            (
-                "Classify c=16 >= Triton c=16",
-                f"{c16['images_per_s']} vs {triton16['images_per_s']} img/s",
-                f"{ratio:.2f}x",
-                ratio >= 1.0,
-            )
+            _ratio_row("Classify c=16 >= 1.5 x prototype-style", c16, proto16["images_per_s"], 1.5)
         )
+    if c16 and triton16:
+        rows.append(_ratio_row("Classify c=16 >= Triton c=16", c16, triton16["images_per_s"], 1.0))
     c1 = best_imgclf(results, "Classify c=1")
     if c1:
         in_process_ms = single["ms_per_batch"]

@@ -32,6 +32,10 @@ class TritonBench:
     def why_unavailable(self) -> str:
         return f"{self.python} does not exist; run `make bench-triton` first"
 
+    def _module(self, module: str, *args: object) -> list[str]:
+        """The command that runs `module` with `args` in the Triton venv's Python."""
+        return [str(self.python), "-m", module, *map(str, args)]
+
     def run(
         self, images: Sequence[bytes], concurrency: Sequence[int], duration: float, threads: int
     ) -> dict[str, Any]:
@@ -44,14 +48,7 @@ class TritonBench:
         }
         began = time.monotonic()
         server = subprocess.Popen(
-            [
-                str(self.python),
-                "-m",
-                "bench.triton_app",
-                str(http_port),
-                str(grpc_port),
-                str(metrics_port),
-            ],
+            self._module("bench.triton_app", http_port, grpc_port, metrics_port),
             cwd=self.root,
             env=env,
             start_new_session=True,
@@ -62,14 +59,7 @@ class TritonBench:
             loads = []
             for c in concurrency:
                 done = subprocess.run(
-                    [
-                        str(self.python),
-                        "-m",
-                        "bench.triton_load",
-                        str(grpc_port),
-                        str(c),
-                        str(duration),
-                    ],
+                    self._module("bench.triton_load", grpc_port, c, duration),
                     cwd=self.root,
                     env=env,
                     capture_output=True,

@@ -208,6 +208,16 @@ class LocalCluster:
         or its GCS address (the Ray client server names only the latter), and descendants."""
         return processes_naming(str(self.temp_dir), f":{self.gcs_port} ")
 
+    def replica_pids(self, deployment: str, app: str = "imgclf") -> list[int]:
+        """PIDs of the Serve replicas of one deployment (Ray names their processes)."""
+        prefix = f"ray::ServeReplica:{app}:{deployment}".encode()
+        pids = []
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(prefix):
+                    pids.append(pid)
+        return pids
+
     def stop(self, grace_s: float = 3.0) -> list[int]:
         """Stop every process of this cluster (SIGTERM, then SIGKILL); returns their PIDs."""
         return stop_processes(self.pids(), grace_s)

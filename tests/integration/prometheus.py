@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgclf_serve.local_cluster import free_port
+from imgclf_serve.local_cluster import free_port, stop_processes
 
 
 class PrometheusError(RuntimeError):
@@ -64,12 +64,8 @@ class Prometheus:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        stop_processes([self.process.pid], grace_s=10)
+        self.process.wait(timeout=5)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """The instant vector for `expr`, as Prometheus' HTTP API returns it."""

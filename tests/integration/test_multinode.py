@@ -87,17 +87,6 @@ def placement(client: ClassifierClient, image: bytes) -> set[tuple[str, str]]:
     }
 
 
-def ingress_pid(cluster: LocalCluster) -> int:
-    for pid in cluster.pids():
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if cmdline.startswith(b"ray::ServeReplica:imgclf:ClassifierIngress"):
-            return pid
-    raise AssertionError("no ingress replica process found")
-
-
 def test_losing_a_worker_node_moves_traffic_and_its_replicas_come_back(
     multinode: MultiNode,
 ) -> None:
@@ -112,7 +101,7 @@ def test_losing_a_worker_node_moves_traffic_and_its_replicas_come_back(
     assert {node for node, _ in before} == worker_nodes, "replicas are not on both workers"
     assert len(before) == 2 * CORES_PER_WORKER, f"not one replica per core: {before}"
     # The ingress is one replica; losing its node is a different scenario (RELIABILITY.md).
-    ingress = ingress_pid(cluster)
+    (ingress,) = cluster.replica_pids("ClassifierIngress")
     victim_index = next(i for i, w in enumerate(workers) if ingress not in w.pids())
     victim = workers[victim_index]
     victim_node = nodes[str(victim.temp_dir)]

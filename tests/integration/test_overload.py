@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.processes import memory_mb
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from tests.integration.conftest import NEURON_CORES, Server
@@ -27,7 +27,7 @@ OVERLOAD = 4
 MEASURE_S = 6.0
 OVERLOAD_S = 10.0
 CALL_TIMEOUT_S = 60.0
-GiB = 1024**3
+MB_PER_GIB = 1024
 
 
 async def timed_classify(stub: pb_grpc.ClassifierServiceStub, image: bytes, tally: Tally) -> None:
@@ -101,28 +101,22 @@ async def overload_with_probes(
 
 
 class RssSampler(threading.Thread):
-    """Peak of the summed resident memory of the cluster's processes, sampled every 0.5 s."""
+    """Peak of the summed resident memory (MB) of the cluster's processes, every 0.5 s."""
 
     def __init__(self, server: Server) -> None:
         super().__init__(daemon=True)
         self._server = server
         self._done = threading.Event()
-        self.peak = 0
+        self.peak = 0.0
 
-    def total(self) -> int:
-        total = 0
-        for pid in self._server.cluster.pids():
-            try:
-                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-            except (OSError, IndexError):
-                continue
-        return total * 4096
+    def total(self) -> float:
+        return memory_mb(self._server.cluster.pids())["rss_mb"]
 
     def run(self) -> None:
         while not self._done.wait(0.5):
             self.peak = max(self.peak, self.total())
 
-    def stop(self) -> int:
+    def stop(self) -> float:
         self._done.set()
         self.join()
         return self.peak
@@ -171,8 +165,8 @@ def test_four_times_capacity_is_shed_fast_and_admitted_calls_stay_bounded(
         f"calls drains in {queue_drain_s * 1000:.0f} ms at the {served:.1f} calls/s served "
         "meanwhile), shed "
         f"{overload.percentile_ms('RESOURCE_EXHAUSTED', 50):.0f}/{shed_p99:.0f}; cluster RSS "
-        f"{rss_before / GiB:.2f} GiB before, peak {rss_peak / GiB:.2f} GiB; health checks "
-        f"meanwhile: {dict(probes.codes)}",
+        f"{rss_before / MB_PER_GIB:.2f} GiB before, peak {rss_peak / MB_PER_GIB:.2f} GiB; "
+        f"health checks meanwhile: {dict(probes.codes)}",
     )
     assert offered >= 0.75 * OVERLOAD * capacity, "the load generator fell behind"
     assert overload.codes["RESOURCE_EXHAUSTED"] > 0, "nothing was shed at 4x capacity"
@@ -181,7 +175,7 @@ def test_four_times_capacity_is_shed_fast_and_admitted_calls_stay_bounded(
     # An admitted call waits to reach admission (as long as a shed call's whole life), then
     # for the queue ahead of it to drain; an unbounded queue would grow ~3x faster than served.
     assert admitted_p99 < 1.5 * queue_drain_s * 1000 + shed_p99 + 2 * unloaded_p99
-    assert rss_peak - rss_before < GiB
+    assert rss_peak - rss_before < MB_PER_GIB
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     assert probes.codes.keys() == {"SERVING"}, "overload took the server out of service"
     assert reply.predictions[0].label == "tiger"

@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,15 +22,7 @@ WORKERS = 6
 
 
 def lite0_replica_pids(server: Server) -> list[int]:
-    pids = []
-    for pid in server.cluster.pids():
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if cmdline.startswith("ray::ServeReplica:imgclf:efficientnet-lite0"):
-            pids.append(pid)
-    return pids
+    return server.cluster.replica_pids("efficientnet-lite0")
 
 
 def test_a_killed_replica_is_replaced_and_no_call_is_lost(server: Server) -> None:
