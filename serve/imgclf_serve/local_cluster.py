@@ -32,17 +32,14 @@ import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from imgclf_serve.front import DEFAULT_FRONT, DEFAULT_TRANSPORT, Front, Transport, ray_env
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "serve" / "serve_config.yaml"
 STATE_FILE = REPO_ROOT / ".run" / "local_cluster.json"
 RAY_BIN = Path(sys.executable).with_name("ray")
 SERVE_BIN = Path(sys.executable).with_name("serve")
 
-
-# Ray Serve's gRPC proxy refuses bigger messages before parsing them (Ray's default is 2 GiB):
-# LimitsConfig.max_request_bytes (at most 64 MiB) plus room for the rest of the message.
-PROXY_MESSAGE_SIZE_ENV = "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"
-PROXY_MAX_MESSAGE_BYTES = 64 * 1024 * 1024 + 1024 * 1024
 
 
 def free_port() -> int:
@@ -65,10 +62,17 @@ class LocalCluster:
     grpc_port: int
     http_port: int
     metrics_port: int
+    front: Front = DEFAULT_FRONT
+    transport: Transport = DEFAULT_TRANSPORT
 
     @classmethod
     def create(
-        cls, *, grpc_port: int | None = None, metrics_port: int | None = None
+        cls,
+        *,
+        grpc_port: int | None = None,
+        metrics_port: int | None = None,
+        front: Front = DEFAULT_FRONT,
+        transport: Transport = DEFAULT_TRANSPORT,
     ) -> LocalCluster:
         # Short, so that Ray's unix socket paths under it stay within 107 bytes.
         temp_dir = Path(tempfile.mkdtemp(prefix="imgclf-ray-", dir="/tmp"))
@@ -78,6 +82,8 @@ class LocalCluster:
             grpc_port=grpc_port or free_port(),
             http_port=free_port(),
             metrics_port=metrics_port or free_port(),
+            front=Front(front),
+            transport=Transport(transport),
         )
 
     @property
@@ -102,6 +108,12 @@ class LocalCluster:
             RAY_USAGE_STATS_ENABLED="0",
         )
         return env
+
+    def front_env(self, node_dir: Path) -> dict[str, str]:
+        """Environment of the serving front (front.py) for the node whose temp dir is
+        `node_dir`."""
+        ports = {"haproxy_metrics": free_port(), "haproxy_stats": free_port()}
+        return ray_env(self.front, self.transport, state_dir=node_dir, ports=ports)
 
     def start(
         self,
@@ -140,8 +152,8 @@ class LocalCluster:
             command.append(f"--resources={json.dumps(resources)}")
         if system_config:
             command.append(f"--system-config={json.dumps(system_config)}")
-        proxy_limit = {PROXY_MESSAGE_SIZE_ENV: str(PROXY_MAX_MESSAGE_BYTES)}
-        _run(command, {**self.env(), **proxy_limit, **(extra_env or {})}, "ray start")
+        front = self.front_env(self.temp_dir)
+        _run(command, {**self.env(), **front, **(extra_env or {})}, "ray start")
 
     def deploy(self, config_path: Path) -> Path:
         """Deploy a Serve config file with this cluster's ports; returns the file deployed."""
@@ -240,8 +252,8 @@ class LocalCluster:
             f"--resources={json.dumps(resources)}",
             "--disable-usage-stats",
         ]
-        proxy_limit = {PROXY_MESSAGE_SIZE_ENV: str(PROXY_MAX_MESSAGE_BYTES)}
-        _run(command, {**self.env(), **proxy_limit}, "ray start (worker node)")
+        front = self.front_env(worker.temp_dir)
+        _run(command, {**self.env(), **front}, "ray start (worker node)")
         return worker
 
     def serve_status(self) -> dict[str, dict[str, Any]]:
@@ -269,7 +281,8 @@ class LocalCluster:
 
     def save(self, path: Path = STATE_FILE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({k: str(v) for k, v in asdict(self).items()}, indent=2))
+        fields = {k: getattr(v, "value", v) for k, v in asdict(self).items()}
+        path.write_text(json.dumps({k: str(v) for k, v in fields.items()}, indent=2))
 
     @classmethod
     def load(cls, path: Path = STATE_FILE) -> LocalCluster | None:
@@ -277,8 +290,10 @@ class LocalCluster:
             return None
         data: dict[str, Any] = json.loads(path.read_text())
         return cls(
-            temp_dir=Path(data["temp_dir"]),
-            **{k: int(v) for k, v in data.items() if k != "temp_dir"},
+            temp_dir=Path(data.pop("temp_dir")),
+            front=Front(data.pop("front", DEFAULT_FRONT)),
+            transport=Transport(data.pop("transport", DEFAULT_TRANSPORT)),
+            **{k: int(v) for k, v in data.items()},
         )
 
 
@@ -371,9 +386,14 @@ def _up(args: argparse.Namespace) -> int:
             if port_in_use(port):
                 print(f"port {port} is in use; free it or pass {flag}", file=sys.stderr)
                 return 1
-        cluster = LocalCluster.create(grpc_port=args.grpc_port, metrics_port=args.metrics_port)
+        cluster = LocalCluster.create(
+            grpc_port=args.grpc_port,
+            metrics_port=args.metrics_port,
+            front=Front(args.front),
+            transport=Transport(args.transport),
+        )
         cluster.save()
-        print(f"starting Ray in {cluster.temp_dir} ...")
+        print(f"starting Ray in {cluster.temp_dir} (front: {cluster.front.value}) ...")
         cluster.start(num_cpus=args.num_cpus, resources=json.loads(args.resources or "{}"))
     print(f"deploying {args.config} ...")
     cluster.deploy(Path(args.config))
@@ -430,6 +450,18 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--num-cpus", type=int, default=None)
     up.add_argument("--resources", default=None, help="e.g. '{\"neuron_cores\": 4}'")
     up.add_argument("--timeout", type=float, default=600.0)
+    up.add_argument(
+        "--front",
+        choices=[f.value for f in Front],
+        default=DEFAULT_FRONT.value,
+        help="haproxy: HAProxy + direct ingress (default); proxy: Ray Serve's Python gRPC proxy",
+    )
+    up.add_argument(
+        "--transport",
+        choices=[t.value for t in Transport],
+        default=DEFAULT_TRANSPORT.value,
+        help="how the ingress calls model replicas",
+    )
     up.set_defaults(func=_up)
     commands.add_parser("down", help="stop every process of the cluster").set_defaults(func=_down)
     commands.add_parser("status", help="is it running?").set_defaults(func=_status)

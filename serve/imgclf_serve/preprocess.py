@@ -88,6 +88,18 @@ def decode(data: bytes, limits: ImageLimits, draft_size: int | None = None) -> I
     return image
 
 
+def check_header(data: bytes, limits: ImageLimits) -> None:
+    """The checks that need no pixels: size, a known format, and the pixel count."""
+    check_size(data, limits)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            _check_pixels(image.size, limits)
+    except UnidentifiedImageError:
+        raise InvalidImage("cannot decode: not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"cannot read the image header: {exc}") from None
+
+
 def check_size(data: bytes, limits: ImageLimits) -> None:
     """Refuse empty and oversize files; cheap enough to run before shipping the bytes."""
     if not data:

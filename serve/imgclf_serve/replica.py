@@ -29,7 +29,7 @@ from imgclf_serve.errors import ClassifyError
 from imgclf_serve.metrics import ReplicaMetrics
 from imgclf_serve.models import get_spec, imagenet_labels
 from imgclf_serve.postprocess import top_k
-from imgclf_serve.preprocess import ImageLimits, load_image
+from imgclf_serve.preprocess import ImageLimits, check_header, load_image
 from imgclf_serve.results import ItemError, ItemResult, ReplicaInfo, ServedBy
 from imgclf_serve.settings import ModelConfig, ReplicaUserConfig
 
@@ -42,6 +42,8 @@ INITIAL_USER_CONFIG = ReplicaUserConfig()
 # A canary slower than this fails the health check: the core is hung, not busy (the canary
 # waits for at most the one batch that is running).
 CANARY_TIMEOUT_S = 20.0
+# What a backend that needs no pixels gets for each image.
+_NO_PIXELS = np.zeros(0, dtype=np.float32)
 
 
 @serve.deployment
@@ -52,7 +54,8 @@ class ModelReplica:
         self._limits = limits
         self._labels = imagenet_labels()
         device = assigned_device(device_kind)
-        backend_name = resolve_backend(model.backend, device)
+        requested = self._spec.default_backend if model.backend == "auto" else model.backend
+        backend_name = resolve_backend(requested, device)
         self._backend = load_backend(
             backend_name,
             self._spec,
@@ -163,7 +166,11 @@ class ModelReplica:
 
     def _decode(self, image: bytes) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
-        pixels = load_image(image, self._spec.preprocess, self._limits)
+        if self._backend.decodes:
+            pixels = load_image(image, self._spec.preprocess, self._limits)
+        else:
+            check_header(image, self._limits)
+            pixels = _NO_PIXELS
         return pixels, time.perf_counter() - started
 
     def _failed(self, error: ItemError) -> ItemResult:

@@ -58,7 +58,11 @@ class ModelConfig(_Strict):
     artifact: Path | None = Field(
         None, description="A model compiled by `python -m imgclf_serve.compile`."
     )
-    backend: Literal["auto", "cpu", "cuda", "neuron", "neuronx"] = "auto"
+    backend: Literal["auto", "cpu", "cuda", "neuron", "neuronx", "null"] = Field(
+        "auto",
+        description="The runtime; auto: the model's own default, else by device. `null` "
+        "returns fixed probabilities without decoding or computing (serving-path benchmarks).",
+    )
     device: Literal["auto", "neuron_core", "gpu", "cpu"] = Field(
         "auto",
         description="The core kind each replica is pinned to; auto: NeuronCores if the cluster "
@@ -107,7 +111,7 @@ class LimitsConfig(_Strict):
         ge=1,
         le=64 * 1024 * 1024,
         description="Largest sum of image bytes in one call; the gRPC proxy refuses bigger "
-        "messages outright (local_cluster.PROXY_MAX_MESSAGE_BYTES).",
+        "messages outright (front.MAX_MESSAGE_BYTES).",
     )
 
     def image_limits(self) -> ImageLimits:

@@ -11,7 +11,7 @@ import pytest
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
-from imgclf_serve.local_cluster import PROXY_MAX_MESSAGE_BYTES
+from imgclf_serve.front import MAX_MESSAGE_BYTES
 from tests.integration.conftest import REQUEST_LIMIT, Server, assert_no_internals
 from tests.integration.figures import report
 
@@ -38,13 +38,13 @@ def test_a_call_over_max_request_bytes_is_refused_naming_the_limit(server: Serve
         with pytest.raises(grpc.RpcError) as too_big:
             stub.ClassifyBatch(pb.ClassifyBatchRequest(images=huge), timeout=60)
         assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert str(PROXY_MAX_MESSAGE_BYTES) in too_big.value.details()
+        assert str(MAX_MESSAGE_BYTES) in too_big.value.details()
 
         reply = stub.Classify(pb.ClassifyRequest(image=server.tiger), timeout=60)
         assert reply.predictions[0].label == "tiger"
     report(
         "request limits",
         f"36 MiB call: {refused.value.code().name} (limit {REQUEST_LIMIT} bytes); 72 MiB call: "
-        f"{too_big.value.code().name} from the proxy (cap {PROXY_MAX_MESSAGE_BYTES} bytes); "
+        f"{too_big.value.code().name} from the proxy (cap {MAX_MESSAGE_BYTES} bytes); "
         "the next call OK",
     )

@@ -248,9 +248,9 @@ def test_the_builtin_check_catches_a_misspelt_field() -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_ray_container_caps_the_proxy_message_size(overlay: str) -> None:
-    from imgclf_serve.local_cluster import PROXY_MAX_MESSAGE_BYTES, PROXY_MESSAGE_SIZE_ENV
+    from imgclf_serve.front import MAX_MESSAGE_BYTES, MESSAGE_SIZE_ENV
 
     for name, spec in pod_specs((rayservice(overlay),)):
         (container,) = spec["containers"]
         env = {e["name"]: e["value"] for e in container.get("env", [])}
-        assert env[PROXY_MESSAGE_SIZE_ENV] == str(PROXY_MAX_MESSAGE_BYTES), name
+        assert env[MESSAGE_SIZE_ENV] == str(MAX_MESSAGE_BYTES), name

@@ -113,3 +113,19 @@ def test_fixed_batches_pad_and_trim(rows: int) -> None:
     out = run_in_fixed_batches(forward, batch, 4)
     assert set(seen) == {4}
     assert out[:, 0].tolist() == [24.0 * i for i in range(rows)]
+
+
+def test_the_null_backend_returns_fixed_probabilities_without_pixels() -> None:
+    backend = load_backend(BackendName.NULL, get_spec("null"), ModelSource(), cpu_threads=1)
+    assert backend.decodes is False
+    probabilities = backend.predict(np.zeros((3, 0), dtype=np.float32))
+    assert probabilities.shape == (3, 1000)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert (np.diff(probabilities[0]) < 0).all(), "class 0 first, then falling"
+
+
+def test_the_null_model_defaults_to_the_null_backend_and_has_no_module() -> None:
+    spec = get_spec("null")
+    assert spec.default_backend == "null"
+    with pytest.raises(ValueError, match="backend null only"):
+        load_backend(BackendName.CPU, spec, ModelSource(), cpu_threads=1)

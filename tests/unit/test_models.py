@@ -34,7 +34,7 @@ def test_labels_are_torchvision_imagenet_categories() -> None:
 
 
 def test_registry() -> None:
-    assert set(REGISTRY) == {"efficientnet-lite0", "resnet50"}
+    assert set(REGISTRY) == {"efficientnet-lite0", "resnet50", "null"}
     with pytest.raises(ModelNotFound, match="unknown model 'vgg16'"):
         get_spec("vgg16")
 

@@ -14,6 +14,7 @@ from imgclf_serve.preprocess import (
     ImageLimits,
     PreprocessSpec,
     center_crop_resize,
+    check_header,
     decode,
     load_image,
     to_rgb,
@@ -158,3 +159,15 @@ def test_pixel_limit_is_configurable() -> None:
 def test_crop_larger_than_resize_is_refused() -> None:
     with pytest.raises(ValueError, match="crop"):
         PreprocessSpec(resize=200, crop=224)
+
+
+def test_header_check_refuses_what_decoding_would_without_decoding(
+    seed_images: dict[str, bytes],
+) -> None:
+    check_header(seed_images["tiger.jpg"], LIMITS)
+    with pytest.raises(InvalidImage, match="not a recognised image format"):
+        check_header(b"<html>not an image</html>", LIMITS)
+    with pytest.raises(InvalidImage, match="image is empty"):
+        check_header(b"", LIMITS)
+    with pytest.raises(InvalidImage, match="400000000 pixels, over the limit"):
+        check_header(png_bomb(20000, 20000), LIMITS)

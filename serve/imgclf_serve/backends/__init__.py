@@ -60,6 +60,10 @@ def load_backend(
     name: BackendName, spec: ModelSpec, source: ModelSource, cpu_threads: int
 ) -> Backend:
     """Load `spec` from `source` onto backend `name`."""
+    if name is BackendName.NULL:
+        from imgclf_serve.backends.null import NullBackend
+
+        return NullBackend(spec.num_classes)
     if name in (BackendName.NEURON, BackendName.NEURONX):
         from imgclf_serve.backends.neuron import NeuronBackend
 

@@ -15,6 +15,7 @@ class BackendName(str, enum.Enum):
     CUDA = "cuda"
     NEURON = "neuron"  # torch-neuron, Inferentia 1
     NEURONX = "neuronx"  # torch-neuronx, Inferentia 2 and Trainium
+    NULL = "null"  # fixed probabilities, no computation: measures the serving path alone
 
 
 class Backend(ABC):
@@ -25,6 +26,9 @@ class Backend(ABC):
     """
 
     name: BackendName
+    # Whether `predict` needs decoded pixels; if not, the replica only checks each image's
+    # header and passes placeholders.
+    decodes: bool = True
 
     def init_thread(self) -> None:  # noqa: B027 - optional hook
         """Prepare the calling thread to run forward passes."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from imgclf_serve.errors import ModelNotFound
-from imgclf_serve.models import efficientnet_lite0, resnet50
+from imgclf_serve.models import efficientnet_lite0, null, resnet50
 from imgclf_serve.models.labels import imagenet_labels
 from imgclf_serve.models.spec import ModelSpec
 
 REGISTRY: dict[str, ModelSpec] = {
-    spec.name: spec for spec in (efficientnet_lite0.SPEC, resnet50.SPEC)
+    spec.name: spec for spec in (efficientnet_lite0.SPEC, resnet50.SPEC, null.SPEC)
 }
 
 DEFAULT_MODEL = efficientnet_lite0.SPEC.name

