@@ -88,6 +88,68 @@ async def run_load(
     began = time.monotonic()
     await asyncio.gather(*(worker(began + duration_s) for _ in range(concurrency)))
     seconds = time.monotonic() - began
+    tallies = (latencies, images, errors, seconds)
+    return result(system, scenario, concurrency, images_per_call, *tallies)
+
+
+async def run_open_loop(
+    system: str,
+    scenario: str,
+    call: Call,
+    *,
+    rate_per_s: float,
+    images_per_call: int,
+    duration_s: float,
+    max_in_flight: int = 2000,
+) -> LoadResult:
+    """Start calls at a fixed rate (evenly spaced arrivals), whatever the server's pace, for
+    `duration_s`; latency includes any wait the server imposes. Arrivals that would exceed
+    `max_in_flight` outstanding calls are counted as errors, not sent."""
+    latencies: list[float] = []
+    images = errors = 0
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def one() -> None:
+        nonlocal images, errors
+        began = time.perf_counter()
+        try:
+            carried = await call()
+        except Exception:
+            errors += 1
+            return
+        latencies.append(time.perf_counter() - began)
+        images += carried
+
+    interval = 1.0 / rate_per_s
+    began = time.monotonic()
+    arrivals = int(rate_per_s * duration_s)
+    for n in range(arrivals):
+        delay = began + n * interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if len(in_flight) >= max_in_flight:
+            errors += 1
+            continue
+        task = asyncio.ensure_future(one())
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    if in_flight:
+        await asyncio.wait(in_flight)
+    seconds = time.monotonic() - began
+    return result(system, scenario, 0, images_per_call, latencies, images, errors, seconds)
+
+
+def result(
+    system: str,
+    scenario: str,
+    concurrency: int,
+    images_per_call: int,
+    latencies: list[float],
+    images: int,
+    errors: int,
+    seconds: float,
+) -> LoadResult:
+    """A LoadResult from the raw tallies of one load; concurrency 0 means open loop."""
     ordered = sorted(latencies)
     return LoadResult(
         system=system,

@@ -33,6 +33,7 @@ _BACKEND = {
     pb.BACKEND_CUDA: Backend.CUDA,
     pb.BACKEND_NEURON: Backend.NEURON,
     pb.BACKEND_NEURONX: Backend.NEURONX,
+    pb.BACKEND_NULL: Backend.NULL,
 }
 _STATUS_BY_NUMBER = {status.value[0]: status for status in grpc.StatusCode}
 _IMAGE_PREFIX = re.compile(r"^image \d+: ")

@@ -28,6 +28,7 @@ class Backend(str, enum.Enum):
     CUDA = "cuda"
     NEURON = "neuron"
     NEURONX = "neuronx"
+    NULL = "null"  # no model: fixed probabilities (serving-path benchmarks)
 
 
 class HealthStatus(str, enum.Enum):

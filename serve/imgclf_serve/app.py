@@ -1,6 +1,6 @@
 """build_app: the only place the Serve graph is wired.
 
-    ClassifierIngress (gRPC methods, CPU, no model)
+    ClassifierIngress x K (gRPC methods, CPU, no model; K per node by AppArgs.ingress)
       -> ModelReplica deployment per model, one replica per core
 
 The Serve config file (serve/serve_config.yaml) names `imgclf_serve.app:build_app` as its
@@ -17,7 +17,7 @@ from ray.serve.config import RequestRouterConfig
 
 from imgclf_serve.ingress import ClassifierIngress, ServedModel
 from imgclf_serve.models import get_spec
-from imgclf_serve.placement import ReplicaPlan, plan_replicas
+from imgclf_serve.placement import ReplicaPlan, plan_ingress, plan_replicas
 from imgclf_serve.preprocess import ImageLimits
 from imgclf_serve.replica import ModelReplica
 from imgclf_serve.settings import AppArgs, BatchingConfig, ModelConfig
@@ -39,7 +39,8 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
     """Build the imgclf application, placing replicas by the running cluster's resources."""
     if not isinstance(args, AppArgs):
         args = AppArgs.model_validate(args)
-    plans = plan_replicas(args.models, ray.cluster_resources())
+    ingress_plan = plan_ingress(args.ingress, _alive_node_resources())
+    plans = plan_replicas(args.models, ray.cluster_resources(), reserved_cpus=ingress_plan.cpus)
     image_limits = args.limits.image_limits()
     handles = {
         model.name: _model_deployment(model, plans[model.name], image_limits)
@@ -53,12 +54,15 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
     }
     ingress = ClassifierIngress.options(
         name=INGRESS_NAME,
-        # The ingress only validates and fans out; it needs no CPU reserved, so it fits on
-        # a head node started with num-cpus 0.
-        ray_actor_options={"num_cpus": 0},
+        num_replicas=ingress_plan.replicas,
+        ray_actor_options={"num_cpus": ingress_plan.cpus_per_replica},
         max_ongoing_requests=INGRESS_MAX_ONGOING_REQUESTS,
     )
     return ingress.bind(handles, served, args.default_model_name, args.limits)
+
+
+def _alive_node_resources() -> list[dict[str, float]]:
+    return [node["Resources"] for node in ray.nodes() if node["Alive"]]
 
 
 def _model_deployment(

@@ -41,7 +41,6 @@ RAY_BIN = Path(sys.executable).with_name("ray")
 SERVE_BIN = Path(sys.executable).with_name("serve")
 
 
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgclf_serve.devices import DeviceKind
-from imgclf_serve.settings import ModelConfig
+from imgclf_serve.settings import IngressConfig, ModelConfig
 
 # The Ray resource that stands for one core of each kind.
 RAY_RESOURCE = {
@@ -35,10 +35,54 @@ class ReplicaPlan:
         return options
 
 
+@dataclass(frozen=True)
+class IngressPlan:
+    """How many ClassifierIngress replicas, and the CPUs each reserves."""
+
+    replicas: int
+    cpus_per_replica: float
+
+    @property
+    def cpus(self) -> float:
+        return self.replicas * self.cpus_per_replica
+
+
+def plan_ingress(config: IngressConfig, nodes: list[dict[str, float]]) -> IngressPlan:
+    """Resolve `replicas: null` against the resources of each node: on every node with CPUs
+    (not a head started with num-cpus 0), one replica per `cores_per_replica` model cores of
+    the node's accelerator kind (NeuronCores, else GPUs, else CPU slots), at least one."""
+    replicas = config.replicas
+    if replicas is None:
+        replicas = sum(
+            max(1, math.ceil(_model_cores(node) / config.cores_per_replica))
+            for node in nodes
+            if node.get("CPU", 0) > 0
+        )
+        if replicas == 0:
+            raise ValueError(
+                "no node has CPUs for the ingress now; set `ingress.replicas` (e.g. when "
+                "worker nodes are added on demand)"
+            )
+    return IngressPlan(replicas, config.cpus_per_replica)
+
+
+def _model_cores(node: dict[str, float]) -> float:
+    for resource in (RAY_RESOURCE[DeviceKind.NEURON_CORE], RAY_RESOURCE[DeviceKind.GPU]):
+        if node.get(resource, 0) >= 1:
+            return node[resource]
+    return node.get("CPU", 0)
+
+
 def plan_replicas(
-    models: list[ModelConfig], cluster_resources: dict[str, float]
+    models: list[ModelConfig], cluster_resources: dict[str, float], reserved_cpus: float = 0
 ) -> dict[str, ReplicaPlan]:
-    """Resolve `device: auto` and `replicas: null` against the cluster's resources."""
+    """Resolve `device: auto` and `replicas: null` against the cluster's resources; CPU slots
+    exclude `reserved_cpus` (what the ingress reserves)."""
+    if reserved_cpus:
+        cluster_resources = {
+            **cluster_resources,
+            "CPU": max(0.0, cluster_resources.get("CPU", 0) - reserved_cpus),
+        }
     kinds = {model.name: _device_kind(model, cluster_resources) for model in models}
     sharing = Counter(
         kind for model, kind in zip(models, kinds.values(), strict=True) if model.replicas is None

@@ -43,10 +43,11 @@ def split_evenly(count: int, parts: int) -> list[range]:
 
 
 class SlotCounter:
-    """Hands out consecutive slots; each call reserves as many as it has shares."""
+    """Hands out consecutive slots; each call reserves as many as it has shares. Each ingress
+    replica starts at a random slot, so their small batches do not all start on one replica."""
 
-    def __init__(self) -> None:
-        self._next = 0
+    def __init__(self, start: int | None = None) -> None:
+        self._next = random.randrange(1 << 16) if start is None else start
 
     def reserve(self, count: int) -> int:
         first = self._next

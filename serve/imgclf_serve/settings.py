@@ -118,6 +118,29 @@ class LimitsConfig(_Strict):
         return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
 
 
+class IngressConfig(_Strict):
+    """The ClassifierIngress replicas: gRPC edge, validation, fan-out over model replicas."""
+
+    replicas: int | None = Field(
+        None,
+        ge=1,
+        description="Ingress replicas; default: on each node with CPUs, one per "
+        "`cores_per_replica` model cores (at least one per node).",
+    )
+    cores_per_replica: int = Field(
+        8,
+        ge=1,
+        description="Model cores (NeuronCores, GPUs or CPU slots) one ingress replica serves "
+        "when `replicas` is unset (BENCHMARKS.md, capacity model).",
+    )
+    cpus_per_replica: float = Field(
+        0.5,
+        ge=0,
+        description="CPUs Ray reserves per ingress replica. More than 0 keeps ingress replicas "
+        "off a head node started with num-cpus 0 and out of the model replicas' CPU slots.",
+    )
+
+
 class AppArgs(_Strict):
     """Arguments of `imgclf_serve.app:build_app`."""
 
@@ -128,6 +151,7 @@ class AppArgs(_Strict):
         None, description="Model for requests that name none; default: the first model."
     )
     limits: LimitsConfig = LimitsConfig()
+    ingress: IngressConfig = IngressConfig()
 
     @model_validator(mode="after")
     def _check(self) -> AppArgs:

@@ -17,6 +17,7 @@ BACKEND = {
     "cuda": pb.BACKEND_CUDA,
     "neuron": pb.BACKEND_NEURON,
     "neuronx": pb.BACKEND_NEURONX,
+    "null": pb.BACKEND_NULL,
 }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from imgclf_serve.devices import DeviceKind
-from imgclf_serve.placement import ReplicaPlan, plan_replicas
-from imgclf_serve.settings import ModelConfig
+from imgclf_serve.placement import IngressPlan, ReplicaPlan, plan_ingress, plan_replicas
+from imgclf_serve.settings import IngressConfig, ModelConfig
 
 
 def plan(resources: dict[str, float], **model: object) -> ReplicaPlan:
@@ -55,3 +55,34 @@ def test_two_models_cannot_both_claim_every_core() -> None:
     plans = plan_replicas(models, {"neuron_cores": 4, "CPU": 2})
     assert plans["efficientnet-lite0"].replicas == 4
     assert plans["resnet50"].device_kind is DeviceKind.CPU
+
+
+def ingress(nodes: list[dict[str, float]], **config: object) -> IngressPlan:
+    return plan_ingress(IngressConfig(**config), nodes)  # type: ignore[arg-type]
+
+
+def test_one_ingress_per_node_and_one_more_per_n_cores_never_on_a_cpu_less_head() -> None:
+    head = {"CPU": 0, "memory": 8e9}
+    inf2_xlarge = {"CPU": 3, "neuron_cores": 2}
+    inf2_48xlarge = {"CPU": 190, "neuron_cores": 24}
+    assert ingress([head, inf2_xlarge, inf2_xlarge], cores_per_replica=8).replicas == 2
+    assert ingress([head, inf2_48xlarge], cores_per_replica=8).replicas == 3
+    assert ingress([{"CPU": 16, "GPU": 8}], cores_per_replica=4).replicas == 2
+    assert ingress([{"CPU": 2}], cores_per_replica=8).replicas == 1
+
+
+def test_explicit_ingress_replicas_win_and_a_cpu_less_cluster_needs_them() -> None:
+    assert ingress([{"CPU": 0}], replicas=3).replicas == 3
+    with pytest.raises(ValueError, match=r"set `ingress\.replicas`"):
+        ingress([{"CPU": 0, "neuron_cores": 0}])
+
+
+def test_cpu_replicas_leave_the_ingress_its_cpus() -> None:
+    plan_ = plan_replicas([ModelConfig(name="efficientnet-lite0")], {"CPU": 4}, reserved_cpus=1)
+    assert plan_["efficientnet-lite0"].replicas == 3
+    on_cores = plan_replicas(
+        [ModelConfig(name="efficientnet-lite0", cpus_per_replica=0.5)],
+        {"CPU": 2, "neuron_cores": 4},
+        reserved_cpus=1,
+    )
+    assert on_cores["efficientnet-lite0"].replicas == 4

@@ -33,7 +33,9 @@ def test_invalid_split(count: int, parts: int) -> None:
 
 
 def test_slots_are_consecutive_across_calls() -> None:
-    counter = SlotCounter()
+    counter = SlotCounter(start=0)
     assert counter.reserve(3) == 0
     assert counter.reserve(1) == 3
     assert counter.reserve(4) == 4
+    first = SlotCounter().reserve(2)
+    assert SlotCounter(start=first).reserve(1) == first

@@ -31,6 +31,7 @@ class Backend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BACKEND_CUDA: _ClassVar[Backend]
     BACKEND_NEURON: _ClassVar[Backend]
     BACKEND_NEURONX: _ClassVar[Backend]
+    BACKEND_NULL: _ClassVar[Backend]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 ERROR_REASON_INVALID_IMAGE: ErrorReason
 ERROR_REASON_INVALID_ARGUMENT: ErrorReason
@@ -47,6 +48,7 @@ BACKEND_CPU: Backend
 BACKEND_CUDA: Backend
 BACKEND_NEURON: Backend
 BACKEND_NEURONX: Backend
+BACKEND_NULL: Backend
 
 class ClassifyRequest(_message.Message):
     __slots__ = ("image", "model", "top_k")
