@@ -13,21 +13,23 @@ from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 
 
-def imgclf_classify(channel: grpc.aio.Channel, images: Sequence[bytes]) -> Call:
+def imgclf_classify(channel: grpc.aio.Channel, images: Sequence[bytes], model: str = "") -> Call:
     stub = pb_grpc.ClassifierServiceStub(channel)
-    cycle = itertools.cycle(images)
+    requests = itertools.cycle([pb.ClassifyRequest(image=image, model=model) for image in images])
 
     async def call() -> int:
-        await stub.Classify(pb.ClassifyRequest(image=next(cycle)), timeout=120)
+        await stub.Classify(next(requests), timeout=120)
         return 1
 
     return call
 
 
-def imgclf_batch(channel: grpc.aio.Channel, images: Sequence[bytes], per_call: int) -> Call:
+def imgclf_batch(
+    channel: grpc.aio.Channel, images: Sequence[bytes], per_call: int, model: str = ""
+) -> Call:
     stub = pb_grpc.ClassifierServiceStub(channel)
     batch = [images[i % len(images)] for i in range(per_call)]
-    request = pb.ClassifyBatchRequest(images=batch)
+    request = pb.ClassifyBatchRequest(images=batch, model=model)
 
     async def call() -> int:
         reply = await stub.ClassifyBatch(request, timeout=300)

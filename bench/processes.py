@@ -20,7 +20,9 @@ import yaml
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
-from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster, free_port, stop_processes
+from imgclf_serve.front import DEFAULT_FRONT, DEFAULT_TRANSPORT, Front, Transport
+from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster, stop_processes
+from imgclf_serve.ports import free_port
 
 MODEL = "efficientnet-lite0"
 
@@ -44,6 +46,28 @@ def serve_config(
     return config
 
 
+def null_model_config(
+    replicas: int, cpus_per_replica: float, ingress: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """serve/serve_config.yaml serving only the null model (fixed probabilities, no decoding):
+    the serving path alone. `ingress` sets AppArgs.ingress fields."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    (app,) = config["applications"]
+    app["args"]["models"] = [
+        {
+            "name": "null",
+            "device": "cpu",
+            "replicas": replicas,
+            "cpus_per_replica": cpus_per_replica,
+        }
+    ]
+    if ingress:
+        app["args"]["ingress"] = ingress
+    (deployment,) = (d for d in app["deployments"] if d["name"] == MODEL)
+    deployment["name"] = "null"
+    return config
+
+
 @dataclass
 class ImgclfServer:
     cluster: LocalCluster
@@ -57,10 +81,13 @@ class ImgclfServer:
         config: dict[str, Any],
         num_cpus: int,
         extra_env: dict[str, str] | None = None,
+        front: Front = DEFAULT_FRONT,
+        transport: Transport = DEFAULT_TRANSPORT,
+        model: str = MODEL,
     ) -> ImgclfServer:
         """Start a cluster and deploy `config`; cold start = start to first Classify answered."""
         began = time.monotonic()
-        server = cls(LocalCluster.create(), workdir)
+        server = cls(LocalCluster.create(front=front, transport=transport), workdir)
         server.cluster.start(
             num_cpus=num_cpus,
             system_config={"metrics_report_interval_ms": 1000},
@@ -70,7 +97,8 @@ class ImgclfServer:
         server.cluster.wait_serving(timeout_s=600, progress=lambda _: None)
         image = (Path(__file__).parents[1] / "tests/data/images/tiger.jpg").read_bytes()
         with grpc.insecure_channel(server.cluster.grpc_target) as channel:
-            pb_grpc.ClassifierServiceStub(channel).Classify(pb.ClassifyRequest(image=image))
+            stub = pb_grpc.ClassifierServiceStub(channel)
+            stub.Classify(pb.ClassifyRequest(image=image, model=model))
         server.cold_start_s = round(time.monotonic() - began, 2)
         return server
 

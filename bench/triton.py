@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.processes import memory_mb
-from imgclf_serve.local_cluster import free_port
+from imgclf_serve.ports import free_port
 
 
 class TritonBench:

@@ -13,6 +13,7 @@ BENCHMARKS.md has the measurements behind the default.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from pathlib import Path
 
 # Ray Serve's gRPC servers (the Python proxy, and ingress replicas under direct ingress)
@@ -43,17 +44,24 @@ class Transport(str, enum.Enum):
 DEFAULT_TRANSPORT = Transport.ACTOR
 
 
-def ray_env(
-    front: Front, transport: Transport, *, state_dir: Path, ports: dict[str, int]
-) -> dict[str, str]:
-    """Environment for every Ray process of a node serving through `front`.
+@dataclass(frozen=True)
+class NodePorts:
+    """Ports of one node's front that must not collide with another cluster's on the same
+    host: HAProxy's Prometheus and stats listeners, and the ranges from which ingress replicas
+    take their HTTP and gRPC ports under direct ingress. (Ray 2.60 opens those with
+    `("grpc.so_reuseport", "0")`, a string that gRPC ignores, so SO_REUSEPORT stays on: a second
+    cluster's ingress binds the same port and the kernel splits one cluster's calls between
+    both. tests/unit/test_front.py shows it.)"""
 
-    `state_dir` holds HAProxy's config, admin socket and server state (Ray's defaults are
-    fixed paths under /tmp, shared by every cluster on the machine). Ray puts each node's files
-    in a folder named by its 56-character node id under it, and HAProxy refuses socket paths
-    over 97 bytes: keep `state_dir` under 28 characters. `ports` gives HAProxy's
-    Prometheus and stats listeners ("haproxy_metrics", "haproxy_stats") ports of their own.
-    """
+    haproxy_metrics: int
+    haproxy_stats: int
+    ingress_http: range
+    ingress_grpc: range
+
+
+def cluster_env(front: Front, transport: Transport) -> dict[str, str]:
+    """Environment for every Ray process of a cluster serving through `front` (the k8s
+    manifests set exactly this; a local cluster adds node_env)."""
     env = {
         MESSAGE_SIZE_ENV: str(MAX_MESSAGE_BYTES),
         INTERNAL_MESSAGE_SIZE_ENV: str(MAX_MESSAGE_BYTES),
@@ -63,17 +71,34 @@ def ray_env(
         env["RAY_SERVE_ENABLE_HA_PROXY"] = "0"
         env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "0"
         return env
-    env.update(
-        # Ray Serve's throughput-optimized settings: user code on the replica's event loop
-        # (no thread hop per call), GC frozen after start-up, buffered request logs.
-        RAY_SERVE_THROUGHPUT_OPTIMIZED="1",
-        RAY_SERVE_ENABLE_HA_PROXY="1",
+    # Ray Serve's throughput-optimized settings: user code on the replica's event loop
+    # (no thread hop per call), GC frozen after start-up, buffered request logs.
+    env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+    env["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+    return env
+
+
+def node_env(front: Front, *, state_dir: Path, ports: NodePorts) -> dict[str, str]:
+    """What one node of a local cluster needs besides cluster_env, so that several clusters
+    (tests, benchmarks, `make serve`) share one host without sharing files or ports.
+
+    `state_dir` holds HAProxy's config, admin socket and server state (Ray's defaults are
+    fixed paths under /tmp, shared by every cluster on the machine). Ray puts each node's files
+    in a folder named by its 56-character node id under it, and HAProxy refuses socket paths
+    over 97 bytes: keep `state_dir` under 28 characters.
+    """
+    if front is Front.PROXY:
+        return {}
+    return dict(
         RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(state_dir / "haproxy.cfg"),
         RAY_SERVE_HAPROXY_SOCKET_PATH=str(state_dir / "hap.sock"),
         RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(state_dir),
         RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(state_dir / "server-state"),
         RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH=str(state_dir / "met.sock"),
-        RAY_SERVE_HAPROXY_METRICS_PORT=str(ports["haproxy_metrics"]),
-        RAY_SERVE_HAPROXY_STATS_PORT=str(ports["haproxy_stats"]),
+        RAY_SERVE_HAPROXY_METRICS_PORT=str(ports.haproxy_metrics),
+        RAY_SERVE_HAPROXY_STATS_PORT=str(ports.haproxy_stats),
+        RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT=str(ports.ingress_http.start),
+        RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT=str(ports.ingress_http.stop - 1),
+        RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT=str(ports.ingress_grpc.start),
+        RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT=str(ports.ingress_grpc.stop - 1),
     )
-    return env

@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,24 +31,22 @@ import grpc
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from imgclf_serve.front import DEFAULT_FRONT, DEFAULT_TRANSPORT, Front, Transport, ray_env
+from imgclf_serve.front import (
+    DEFAULT_FRONT,
+    DEFAULT_TRANSPORT,
+    Front,
+    NodePorts,
+    Transport,
+    cluster_env,
+    node_env,
+)
+from imgclf_serve.ports import INGRESS_PORT_BLOCK, free_port, free_port_block, port_in_use
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "serve" / "serve_config.yaml"
 STATE_FILE = REPO_ROOT / ".run" / "local_cluster.json"
 RAY_BIN = Path(sys.executable).with_name("ray")
 SERVE_BIN = Path(sys.executable).with_name("serve")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -110,9 +107,17 @@ class LocalCluster:
 
     def front_env(self, node_dir: Path) -> dict[str, str]:
         """Environment of the serving front (front.py) for the node whose temp dir is
-        `node_dir`."""
-        ports = {"haproxy_metrics": free_port(), "haproxy_stats": free_port()}
-        return ray_env(self.front, self.transport, state_dir=node_dir, ports=ports)
+        `node_dir`: its files and ports are its own."""
+        ports = NodePorts(
+            haproxy_metrics=free_port(),
+            haproxy_stats=free_port(),
+            ingress_http=free_port_block(INGRESS_PORT_BLOCK),
+            ingress_grpc=free_port_block(INGRESS_PORT_BLOCK),
+        )
+        return {
+            **cluster_env(self.front, self.transport),
+            **node_env(self.front, state_dir=node_dir, ports=ports),
+        }
 
     def start(
         self,

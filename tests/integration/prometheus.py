@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgclf_serve.local_cluster import free_port, stop_processes
+from imgclf_serve.local_cluster import stop_processes
+from imgclf_serve.ports import free_port
 
 
 class PrometheusError(RuntimeError):

@@ -1,0 +1,40 @@
+"""Free ports on this host for local clusters and benchmark servers (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# Ingress replicas of one node under direct ingress take ports from a block of this size.
+INGRESS_PORT_BLOCK = 64
+
+
+def free_port_block(size: int, low: int = 20000, high: int = 32000) -> range:
+    """`size` consecutive ports, all free now, below Linux's usual ephemeral range."""
+    for _ in range(200):
+        start = secrets.randbelow((high - low - size) // size) * size + low
+        block = range(start, start + size)
+        if all(_bindable(port) for port in block):
+            return block
+    raise RuntimeError(f"no block of {size} free ports in [{low}, {high})")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET6) as sock:
+        try:
+            sock.bind(("::", port))
+        except OSError:
+            return False
+    return True
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
