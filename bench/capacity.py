@@ -4,9 +4,11 @@
 
 Systems, all running at once on this machine and measured in interleaved slices (A, B, C, A,
 B, C, ...), so drift and noise hit each alike:
-  before   Ray Serve's Python gRPC proxy -> one ClassifierIngress -> null model replicas
-  after    HAProxy -> ClassifierIngress replicas serving gRPC themselves (direct ingress)
-  after+grpc  as after, with Ray Serve's gRPC transport between ingress and model replicas
+  before   the previous defaults: Ray Serve's Python gRPC proxy -> one ClassifierIngress ->
+           model replicas over Ray actor calls, an access-log line per call
+  haproxy  HAProxy -> ClassifierIngress replicas serving gRPC themselves (direct ingress),
+           actor calls to the model replicas
+  after    the defaults now: as haproxy, over Ray Serve's gRPC transport, no access log
   plain    one grpc.aio process doing the null model's work per image, no Ray (bench.plain_server)
 
 Per system and scenario (Classify; ClassifyBatch of 32 images): closed-loop capacity (calls/s
@@ -52,9 +54,15 @@ SETUPS: dict[str, dict[str, Any]] = {
         "front": Front.PROXY,
         "transport": Transport.ACTOR,
         "ingress": {"replicas": 1, "cpus_per_replica": 0},
+        "access_log": True,
     },
-    "after": {"front": Front.HAPROXY, "transport": Transport.ACTOR, "ingress": {}},
-    "after+grpc": {"front": Front.HAPROXY, "transport": Transport.GRPC, "ingress": {}},
+    "haproxy": {
+        "front": Front.HAPROXY,
+        "transport": Transport.ACTOR,
+        "ingress": {},
+        "access_log": True,
+    },
+    "after": {"front": Front.HAPROXY, "transport": Transport.GRPC, "ingress": {}},
 }
 
 
@@ -109,7 +117,8 @@ async def cpu_per_call(
         call, per_call = calls_for(channel, scenario)
         await run_load(system.name, "warm", call, concurrency=2, images_per_call=1, duration_s=1)
         pids = [*system.pids(), os.getpid()]
-        before = cpu.sample(pids)
+        named = {os.getpid(): "load generator"}
+        before = cpu.sample(pids, named)
         result = await run_open_loop(
             system.name,
             scenario,
@@ -118,10 +127,10 @@ async def cpu_per_call(
             images_per_call=per_call,
             duration_s=seconds,
         )
-        used = cpu.sample(pids) - before
+        used = cpu.sample(pids, named) - before
     calls = max(1, result.calls)
     by_role = {
-        ("load generator" if role == "other" and system.name == "plain" else role): round(
+        ("server" if role == "other" and system.name == "plain" else role): round(
             seconds_used * 1000 / calls, 3
         )
         for role, seconds_used in used.by_role.items()
@@ -142,7 +151,9 @@ def run(slice_s: float, repeats: int, accounting_s: float) -> dict[str, Any]:
             workdir.mkdir()
             server = ImgclfServer.start(
                 workdir,
-                null_model_config(NULL_REPLICAS, 0.5, setup["ingress"]),
+                null_model_config(
+                    NULL_REPLICAS, 0.5, setup["ingress"], access_log=setup.get("access_log")
+                ),
                 num_cpus=2,
                 front=setup["front"],
                 transport=setup["transport"],
@@ -203,7 +214,7 @@ def markdown(results: dict[str, Any]) -> str:
             if name != "plain":
                 lines.append(f"- {name} / plain: {ratio_summary(slices, name, 'plain')}")
         lines.append(f"- after / before: {ratio_summary(slices, 'after', 'before')}")
-        lines.append(f"- after+grpc / after: {ratio_summary(slices, 'after+grpc', 'after')}")
+        lines.append(f"- after / haproxy: {ratio_summary(slices, 'after', 'haproxy')}")
         accounting = results["cpu_ms_per_call"][scenario]
         roles = sorted({role for a in accounting.values() for role in a["ms_per_call"]})
         lines += ["", "CPU ms per call at a fixed offered rate:", ""]

@@ -47,12 +47,18 @@ def serve_config(
 
 
 def null_model_config(
-    replicas: int, cpus_per_replica: float, ingress: dict[str, Any] | None = None
+    replicas: int,
+    cpus_per_replica: float,
+    ingress: dict[str, Any] | None = None,
+    access_log: bool | None = None,
 ) -> dict[str, Any]:
     """serve/serve_config.yaml serving only the null model (fixed probabilities, no decoding):
-    the serving path alone. `ingress` sets AppArgs.ingress fields."""
+    the serving path alone. `ingress` sets AppArgs.ingress fields; `access_log` Ray Serve's
+    access log (None: as the config file says)."""
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     (app,) = config["applications"]
+    if access_log is not None:
+        app.setdefault("logging_config", {})["enable_access_log"] = access_log
     app["args"]["models"] = [
         {
             "name": "null",

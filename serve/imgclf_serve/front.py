@@ -41,7 +41,9 @@ class Transport(str, enum.Enum):
     GRPC = "grpc"
 
 
-DEFAULT_TRANSPORT = Transport.ACTOR
+# The gRPC transport cost ~35% less CPU per call in the ingress and model replicas than actor
+# calls, with the null model (BENCHMARKS.md, capacity model).
+DEFAULT_TRANSPORT = Transport.GRPC
 
 
 @dataclass(frozen=True)
