@@ -12,7 +12,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-triton clean
+.PHONY: help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-sweep bench-triton clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -98,7 +98,13 @@ bench-triton: $(INSTALLED) ## PyTriton in its own .venv-triton (it pins an older
 	echo "import site; site.addsitedir('$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')')" \
 		> $$($(TRITON_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/imgclf-main-venv.pth
 
-bench: $(BENCH_INSTALLED) bench-triton ## every configuration side by side (about 10 min); writes bench/results/
+bench: $(BENCH_INSTALLED) bench-triton ## imgclf vs Triton vs the in-process ceiling, interleaved (about 10 min)
+	$(BIN)/python -m bench.compare
+
+bench-capacity: $(BENCH_INSTALLED) ## the serving path alone (null model): capacity and CPU ms per call per process
+	$(BIN)/python -m bench.capacity
+
+bench-sweep: $(BENCH_INSTALLED) bench-triton ## every configuration over concurrency 1-64, with plots (about 10 min)
 	$(BIN)/python -m bench.run
 
 prometheus: ## install Debian's prometheus (the metrics tests run a real one) if it is missing

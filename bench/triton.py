@@ -13,7 +13,8 @@ import subprocess
 import sysconfig
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,17 @@ class TritonBench:
     def run(
         self, images: Sequence[bytes], concurrency: Sequence[int], duration: float, threads: int
     ) -> dict[str, Any]:
+        """Start Triton, run a closed-loop point per concurrency, stop it (bench.run)."""
+        with self.serving(threads) as server:
+            loads = []
+            for c in concurrency:
+                loads.append(server.load(c, duration))
+                print(f"  triton infer c={c}: {loads[-1]['images_per_s']} img/s", flush=True)
+            memory = {"system": "triton", "replicas": 2, **memory_mb(server.pids())}
+        return {"loads": loads, "memory": memory, "cold_start_s": server.cold_start_s}
+
+    @contextlib.contextmanager
+    def serving(self, threads: int) -> Iterator[TritonServer]:
         http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
         env = {
             "LD_LIBRARY_PATH": str(sysconfig.get_config_var("LIBDIR")),
@@ -47,7 +59,7 @@ class TritonBench:
             "TRITON_THREADS": str(threads),
         }
         began = time.monotonic()
-        server = subprocess.Popen(
+        process = subprocess.Popen(
             self._module("bench.triton_app", http_port, grpc_port, metrics_port),
             cwd=self.root,
             env=env,
@@ -55,25 +67,9 @@ class TritonBench:
         )
         try:
             self._wait_ready(http_port)
-            cold_start = round(time.monotonic() - began, 2)
-            loads = []
-            for c in concurrency:
-                done = subprocess.run(
-                    self._module("bench.triton_load", grpc_port, c, duration),
-                    cwd=self.root,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=duration + 120,
-                )
-                if done.returncode != 0:
-                    raise RuntimeError(f"triton load failed: {done.stderr[-2000:]}")
-                loads.append(json.loads(done.stdout.strip().splitlines()[-1]))
-                print(f"  triton infer c={c}: {loads[-1]['images_per_s']} img/s", flush=True)
-            memory = {"system": "triton", "replicas": 2, **memory_mb(_tree(server.pid))}
+            yield TritonServer(self, process, grpc_port, env, round(time.monotonic() - began, 2))
         finally:
-            _stop(server)
-        return {"loads": loads, "memory": memory, "cold_start_s": cold_start}
+            _stop(process)
 
     @staticmethod
     def _wait_ready(port: int) -> None:
@@ -114,3 +110,36 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class TritonServer:
+    """A running PyTriton server; `load` drives it with bench.triton_load in .venv-triton."""
+
+    bench: TritonBench
+    process: subprocess.Popen[bytes]
+    grpc_port: int
+    env: dict[str, str]
+    cold_start_s: float
+
+    def load(
+        self, concurrency: int, duration: float, per_call: int = 1, rate: float | None = None
+    ) -> dict[str, Any]:
+        args: list[object] = [self.grpc_port, concurrency, duration, per_call]
+        if rate is not None:
+            args.append(rate)
+        done = subprocess.run(
+            self.bench._module("bench.triton_load", *args),
+            cwd=self.bench.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=duration + 120,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"triton load failed: {done.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+
+    def pids(self) -> list[int]:
+        return _tree(self.process.pid)

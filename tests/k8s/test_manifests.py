@@ -247,10 +247,20 @@ def test_the_builtin_check_catches_a_misspelt_field() -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_ray_container_caps_the_proxy_message_size(overlay: str) -> None:
-    from imgclf_serve.front import MAX_MESSAGE_BYTES, MESSAGE_SIZE_ENV
+def test_every_ray_container_runs_the_default_serving_front(overlay: str) -> None:
+    """HAProxy + direct ingress, the default transport and the message caps, exactly as a
+    local cluster gets them (front.cluster_env)."""
+    from imgclf_serve.front import (
+        DEFAULT_FRONT,
+        DEFAULT_TRANSPORT,
+        MAX_MESSAGE_BYTES,
+        MESSAGE_SIZE_ENV,
+        cluster_env,
+    )
 
+    wanted = cluster_env(DEFAULT_FRONT, DEFAULT_TRANSPORT)
     for name, spec in pod_specs((rayservice(overlay),)):
         (container,) = spec["containers"]
         env = {e["name"]: e["value"] for e in container.get("env", [])}
+        assert {key: env.get(key) for key in wanted} == wanted, name
         assert env[MESSAGE_SIZE_ENV] == str(MAX_MESSAGE_BYTES), name

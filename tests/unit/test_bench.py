@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
+import os
+import statistics
+import time
 
-from bench.loadgen import percentile, run_load
+from bench import cpu
+from bench.loadgen import percentile, run_load, run_open_loop
 from bench.report import markdown, targets
 
 
@@ -88,3 +93,32 @@ def test_markdown_has_every_table() -> None:
     for heading in ("## In-process limit", "## Served", "## Targets", "## Memory and cold start"):
         assert heading in text
     assert "| triton | infer c=16 | 45.0 |" in text
+
+
+def test_open_loop_starts_calls_at_the_offered_rate_whatever_the_server_pace() -> None:
+    started: list[float] = []
+
+    async def slow_call() -> int:
+        started.append(time.monotonic())
+        await asyncio.sleep(0.3)  # slower than the arrival interval: calls overlap
+        return 2
+
+    result = asyncio.run(
+        run_open_loop("fake", "open", slow_call, rate_per_s=50, images_per_call=2, duration_s=1)
+    )
+    assert result.calls == 50 and result.errors == 0
+    assert abs(result.images_per_s - 100 / result.seconds) < 0.5
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    assert statistics.median(gaps) < 0.05, "arrivals did not wait for answers"
+    assert result.p50_ms >= 300
+
+
+def test_cpu_sample_counts_this_process_by_role() -> None:
+    before = cpu.sample([os.getpid()], {os.getpid(): "load generator"})
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    used = cpu.sample([os.getpid()], {os.getpid(): "load generator"}) - before
+    assert used.by_role["load generator"] >= 0.15
+    assert used.processes == {"load generator": 1}
+    assert cpu.role_of(os.getpid()) == "other"
