@@ -4,7 +4,8 @@
     python scripts/k8s.py check    # exit 1 if a manifest's serveConfigV2 is stale
 
 k8s/base/rayservice.yaml embeds serve/serve_config.yaml byte for byte. An overlay with a
-`serve-overrides.yaml` ({models: {<name>: {field: value}}}) embeds the same file with those
+`serve-overrides.yaml` ({models: {<name>: {field: value}}, ingress: {field: value}}) embeds the
+same file with those
 model fields set (where its replicas run and how many), in `rayservice-serve-config.yaml`.
 """
 
@@ -35,6 +36,7 @@ def with_overrides(config_text: str, overrides: dict[str, Any]) -> str:
         if name not in models:
             raise SystemExit(f"{OVERRIDES}: model {name!r} is not in {SERVE_CONFIG.name}")
         models[name].update(fields)
+    app["args"].setdefault("ingress", {}).update(overrides.get("ingress", {}))
     return yaml.safe_dump(config, sort_keys=False)
 
 

@@ -24,6 +24,8 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024 + 1024 * 1024
 # Calls between deployments over Ray Serve's gRPC transport (throughput-optimized mode) carry
 # a ClassifyBatch share's images; its default limit is 4 MiB.
 INTERNAL_MESSAGE_SIZE_ENV = "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"
+# Calls one HTTP/2 connection may carry at once through HAProxy (its default is 100).
+MAX_CONCURRENT_STREAMS = 1000
 
 
 class Front(str, enum.Enum):
@@ -59,6 +61,11 @@ class NodePorts:
     haproxy_stats: int
     ingress_http: range
     ingress_grpc: range
+    # Ray Serve's Python proxy, kept as HAProxy's backup server for when no ingress replica is
+    # up. Its fixed default ports (8500, 9500) would let one cluster's HAProxy fall back to
+    # another cluster's proxy, and so to the other cluster's application.
+    fallback_http: int
+    fallback_grpc: int
 
 
 def cluster_env(front: Front, transport: Transport) -> dict[str, str]:
@@ -77,6 +84,11 @@ def cluster_env(front: Front, transport: Transport) -> dict[str, str]:
     # (no thread hop per call), GC frozen after start-up, buffered request logs.
     env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     env["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+    # HAProxy lets a client's HTTP/2 connection carry 100 calls at once by default; the rest
+    # wait in the client, where they are neither served nor shed. The ingress takes up to
+    # INGRESS_MAX_ONGOING_REQUESTS and sheds beyond its queue, as behind Ray's proxy.
+    env["RAY_SERVE_HAPROXY_H2_FE_MAX_CONCURRENT_STREAMS"] = str(MAX_CONCURRENT_STREAMS)
+    env["RAY_SERVE_HAPROXY_H2_BE_MAX_CONCURRENT_STREAMS"] = str(MAX_CONCURRENT_STREAMS)
     return env
 
 
@@ -103,4 +115,6 @@ def node_env(front: Front, *, state_dir: Path, ports: NodePorts) -> dict[str, st
         RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT=str(ports.ingress_http.stop - 1),
         RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT=str(ports.ingress_grpc.start),
         RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT=str(ports.ingress_grpc.stop - 1),
+        RAY_SERVE_FALLBACK_PROXY_HTTP_PORT=str(ports.fallback_http),
+        RAY_SERVE_FALLBACK_PROXY_GRPC_PORT=str(ports.fallback_grpc),
     )

@@ -113,6 +113,8 @@ class LocalCluster:
             haproxy_stats=free_port(),
             ingress_http=free_port_block(INGRESS_PORT_BLOCK),
             ingress_grpc=free_port_block(INGRESS_PORT_BLOCK),
+            fallback_http=free_port(),
+            fallback_grpc=free_port(),
         )
         return {
             **cluster_env(self.front, self.transport),

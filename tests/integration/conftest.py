@@ -81,6 +81,7 @@ def integration_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg
     (app,) = config["applications"]
     (lite0,) = app["args"]["models"]
     lite0["cpus_per_replica"] = 0.25  # four NeuronCore replicas on a 2-CPU machine
+    app["args"]["ingress"]["cpus_per_replica"] = 0.25  # two ingress replicas (4 cores / 2)
     app["args"]["limits"]["max_request_bytes"] = REQUEST_LIMIT
     app["args"]["models"].append(
         {

@@ -26,6 +26,7 @@ def test_haproxy_front_turns_on_haproxy_and_direct_ingress_with_64_mib_messages(
     assert env["RAY_SERVE_USE_GRPC_BY_DEFAULT"] == "0"
     assert env["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"] == str(MAX_MESSAGE_BYTES)
     assert env["RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"] == str(MAX_MESSAGE_BYTES)
+    assert env["RAY_SERVE_HAPROXY_H2_FE_MAX_CONCURRENT_STREAMS"] == "1000"
     assert MAX_MESSAGE_BYTES > 64 * 1024 * 1024
 
 
@@ -37,11 +38,12 @@ def test_proxy_front_turns_both_off_and_grpc_transport_is_selectable() -> None:
 
 
 def test_node_env_keeps_haproxy_files_and_ingress_ports_per_node(tmp_path: Path) -> None:
-    ports = NodePorts(1, 2, range(20000, 20064), range(20064, 20128))
+    ports = NodePorts(1, 2, range(20000, 20064), range(20064, 20128), 3, 4)
     env = node_env(Front.HAPROXY, state_dir=tmp_path, ports=ports)
     assert all(v.startswith(str(tmp_path)) for k, v in env.items() if k.endswith(("_LOC", "PATH")))
     assert env["RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT"] == "20064"
     assert env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"] == "20127"
+    assert env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] == "4"
     assert node_env(Front.PROXY, state_dir=tmp_path, ports=ports) == {}
 
 
