@@ -8,6 +8,9 @@ METRICS_PORT ?= 8080
 # e.g. make serve NUM_CPUS=4 RESOURCES='{"neuron_cores": 4}' to pretend this host has 4 NeuronCores
 NUM_CPUS ?=
 RESOURCES ?=
+# haproxy (HAProxy + direct ingress) or proxy (Ray Serve's Python gRPC proxy); actor or grpc
+FRONT ?= haproxy
+TRANSPORT ?= grpc
 PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py
 
@@ -30,6 +33,7 @@ $(GENERATED): $(PROTOS) | $(INSTALLED)
 
 serve: $(INSTALLED) $(GENERATED) ## set up, start Ray + imgclf on 127.0.0.1:9000, return once SERVING
 	$(BIN)/python -m imgclf_serve.local_cluster up --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
+		--front $(FRONT) --transport $(TRANSPORT) \
 		$(if $(NUM_CPUS),--num-cpus $(NUM_CPUS)) $(if $(RESOURCES),--resources '$(RESOURCES)')
 
 stop: ## stop every process `make serve` started

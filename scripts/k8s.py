@@ -5,8 +5,8 @@
 
 k8s/base/rayservice.yaml embeds serve/serve_config.yaml byte for byte. An overlay with a
 `serve-overrides.yaml` ({models: {<name>: {field: value}}, ingress: {field: value}}) embeds the
-same file with those
-model fields set (where its replicas run and how many), in `rayservice-serve-config.yaml`.
+same file with those model and ingress fields set (where replicas run and how many), in
+`rayservice-serve-config.yaml`.
 """
 
 from __future__ import annotations

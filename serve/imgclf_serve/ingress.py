@@ -172,6 +172,14 @@ class ClassifierIngress:
         name = model or self._default_model
         return name if name in self._models else metrics.UNKNOWN_MODEL
 
+    async def check_health(self) -> None:
+        """Ray Serve's periodic health check of this ingress replica. It never fails the
+        ingress over its models (their replicas have their own check); it learns, while the
+        cluster is quiet, whether every model replica has warmed up, so that a
+        grpc.health.v1 Check arriving at this ingress under load need not ping them all."""
+        if not self._all_replicas_warm:
+            await self._serving_status()
+
     # grpc.health.v1.Health
 
     async def Check(

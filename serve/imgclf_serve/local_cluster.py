@@ -387,6 +387,11 @@ def _up(args: argparse.Namespace) -> int:
     cluster = LocalCluster.load()
     if cluster is not None and cluster.pids():
         print(f"reusing the running cluster in {cluster.temp_dir}; redeploying {args.config}")
+        if (cluster.front.value, cluster.transport.value) != (args.front, args.transport):
+            print(
+                f"note: it runs front {cluster.front.value}, transport {cluster.transport.value}"
+                "; `make stop` first to change them (they are fixed when Ray starts)"
+            )
     else:
         for port, flag in ((args.grpc_port, "--grpc-port"), (args.metrics_port, "--metrics-port")):
             if port_in_use(port):

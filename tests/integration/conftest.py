@@ -25,6 +25,7 @@ from tests.conftest import IMAGES_DIR
 from tests.integration.figures import REPORTED
 
 NEURON_CORES = 4
+INGRESS_REPLICAS = 2  # the Serve config's ingress.cores_per_replica: 2 over 4 NeuronCores
 REQUEST_LIMIT = 32 * 1024 * 1024  # smaller than the default, to test it without 64 MiB calls
 FIGURES_FILE = Path(__file__).resolve().parents[2] / ".run" / "reliability-figures.txt"
 

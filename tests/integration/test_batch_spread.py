@@ -10,7 +10,7 @@ import pytest
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from tests.conftest import SEED_TOP1
-from tests.integration.conftest import NEURON_CORES, replicas_of
+from tests.integration.conftest import INGRESS_REPLICAS, NEURON_CORES, replicas_of
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,9 @@ def test_spread_is_even_complete_and_ordered(
     request = pb.ClassifyBatchRequest(images=[seed_images[name] for name in names])
     limit = math.ceil(count / NEURON_CORES)
     used = set()
-    for _ in range(4):
+    # Each ingress replica rotates its own first slot; after INGRESS_REPLICAS x NEURON_CORES
+    # calls one of them has made NEURON_CORES calls (pigeonhole), covering every replica.
+    for _ in range(INGRESS_REPLICAS * NEURON_CORES if count < NEURON_CORES else 4):
         response = stub.ClassifyBatch(request, timeout=120)
         assert len(response.items) == count
         assert [item.predictions[0].label for item in response.items] == [
