@@ -14,7 +14,8 @@ B, C, ...), so drift and noise hit each alike:
 Per system and scenario (Classify; ClassifyBatch of 32 images): closed-loop capacity (calls/s
 at a fixed number in flight), and CPU milliseconds per call in each process on the path, read
 from /proc while a fixed rate is offered (the same rate to every system). Writes
-bench/results/<date>-capacity.{json,md}.
+bench/results/<date>-capacity.{json,md}. The load generator and the plain server run at the
+niceness Ray gives its workers (bench.cpu), so the scheduler favours none of the systems.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from imgclf_serve.ports import free_port
 NULL_REPLICAS = 2
 BATCH = 32
 # (scenario, calls in flight for capacity, offered calls/s for the CPU accounting)
-SCENARIOS = (("Classify", 16, 60.0), (f"ClassifyBatch({BATCH})", 4, 6.0))
+SCENARIOS = (("Classify", 16, 30.0), (f"ClassifyBatch({BATCH})", 4, 3.0))
 SETUPS: dict[str, dict[str, Any]] = {
     "before": {
         "front": Front.PROXY,
@@ -238,6 +239,7 @@ def main() -> int:
     parser.add_argument("--accounting", type=float, default=10.0, help="seconds per CPU point")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
+    cpu.match_ray_niceness()
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     results = {"started": started, **run(args.slice, args.repeats, args.accounting)}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ server's capacity. Each point logs CPU steal and CPU seconds per process role.
 The same work everywhere: EfficientNet-Lite0, the three seed images cycled, the same decode and
 preprocessing (imgclf_serve.preprocess), softmax and top-5. imgclf and Triton each get two
 model instances of one torch thread; the ceiling is two one-thread processes running the same
-code back to back. The load generator shares the machine's CPUs with the server under test.
+code back to back. The load generator shares the machine's CPUs with the server under test,
+and runs, like Triton and the ceiling, at the niceness Ray gives its workers (bench.cpu).
 """
 
 from __future__ import annotations
@@ -267,6 +268,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
+    cpu.match_ray_niceness()
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     results = {"started": started, **run(args.slice, args.repeats)}
     args.out.mkdir(parents=True, exist_ok=True)
