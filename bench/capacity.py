@@ -37,7 +37,7 @@ from typing import Any
 
 import grpc
 
-from bench import cpu
+from bench import cpu, report
 from bench.clients import imgclf_batch, imgclf_classify
 from bench.loadgen import Call, LoadResult, run_load, run_open_loop
 from bench.processes import ImgclfServer, null_model_config
@@ -113,12 +113,17 @@ async def capacity_slice(system: System, scenario: str, in_flight: int, seconds:
 async def cpu_per_call(
     system: System, scenario: str, rate: float, seconds: float
 ) -> tuple[LoadResult, dict[str, float], dict[str, int], float]:
-    """Offer `rate` calls/s for `seconds`; CPU ms per answered call by role, and steal."""
+    """Offer `rate` calls/s for `seconds`; the CPU ms each role spends per answered call over
+    what it spends idle in as long (Ray's controller, GCS and agents work without calls too),
+    and the steal over both windows."""
     async with grpc.aio.insecure_channel(system.target) as channel:
         call, per_call = calls_for(channel, scenario)
         await run_load(system.name, "warm", call, concurrency=2, images_per_call=1, duration_s=1)
         pids = [*system.pids(), os.getpid()]
         named = {os.getpid(): "load generator"}
+        before = cpu.sample(pids, named)
+        await asyncio.sleep(seconds)
+        idle = cpu.sample(pids, named) - before
         before = cpu.sample(pids, named)
         result = await run_open_loop(
             system.name,
@@ -132,11 +137,11 @@ async def cpu_per_call(
     calls = max(1, result.calls)
     by_role = {
         ("server" if role == "other" and system.name == "plain" else role): round(
-            seconds_used * 1000 / calls, 3
+            max(0.0, seconds_used - idle.by_role.get(role, 0.0)) * 1000 / calls, 3
         )
         for role, seconds_used in used.by_role.items()
     }
-    return result, by_role, used.processes, used.steal_s
+    return result, by_role, used.processes, used.steal_s + idle.steal_s
 
 
 def run(slice_s: float, repeats: int, accounting_s: float) -> dict[str, Any]:
@@ -162,6 +167,7 @@ def run(slice_s: float, repeats: int, accounting_s: float) -> dict[str, Any]:
             )
             stack.callback(server.stop)
             systems.append(System(name, server.cluster.grpc_target, server.pids))
+        cpu.match_ray_niceness([0])  # before the plain server starts, so it inherits it
         systems.append(stack.enter_context(plain_server()))
 
         for scenario, in_flight, rate in SCENARIOS:
@@ -218,7 +224,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"- after / haproxy: {ratio_summary(slices, 'after', 'haproxy')}")
         accounting = results["cpu_ms_per_call"][scenario]
         roles = sorted({role for a in accounting.values() for role in a["ms_per_call"]})
-        lines += ["", "CPU ms per call at a fixed offered rate:", ""]
+        lines += ["", "CPU ms per call at a fixed offered rate, over the same time idle:", ""]
         lines.append("| role | " + " | ".join(accounting) + " |")
         lines.append("| --- |" + " --- |" * len(accounting))
         for role in roles:
@@ -239,14 +245,9 @@ def main() -> int:
     parser.add_argument("--accounting", type=float, default=10.0, help="seconds per CPU point")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    cpu.match_ray_niceness()
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     results = {"started": started, **run(args.slice, args.repeats, args.accounting)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{started[:10]}-capacity"
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    report.save(args.out, "capacity", results, markdown(results))
     return 0
 
 

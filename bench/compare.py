@@ -27,7 +27,7 @@ from typing import Any
 
 import grpc
 
-from bench import cpu
+from bench import cpu, report
 from bench.capacity import ratio_summary
 from bench.ceiling import Ceiling
 from bench.clients import imgclf_batch, imgclf_classify
@@ -98,6 +98,7 @@ def run(slice_s: float, repeats: int) -> dict[str, Any]:
         Ceiling(REPLICAS, IMAGES) as ceiling,
     ):
         server = ImgclfServer.start(Path(tmp), config, num_cpus=REPLICAS)
+        cpu.match_ray_niceness([0, *triton_server.pids(), *ceiling.pids()])
         try:
             closed_loop(results, server, triton_server, ceiling, slice_s, repeats)
             open_loop(results, server, triton_server, slice_s, repeats)
@@ -268,14 +269,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    cpu.match_ray_niceness()
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     results = {"started": started, **run(args.slice, args.repeats)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{started[:10]}-compare"
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    report.save(args.out, "compare", results, markdown(results))
     return 0
 
 

@@ -18,9 +18,13 @@ TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 RAY_WORKER_NICENESS = 15
 
 
-def match_ray_niceness() -> None:
-    """Raise this process's niceness (and so its children's) to Ray workers'."""
-    os.nice(max(0, RAY_WORKER_NICENESS - os.nice(0)))
+def match_ray_niceness(pids: list[int]) -> None:
+    """Give `pids` (0: this process) Ray workers' niceness. Call it once the Ray clusters are
+    up: Ray adds its worker niceness to the niceness it is started with. Processes started
+    afterwards inherit it."""
+    for pid in pids:
+        os.setpriority(os.PRIO_PROCESS, pid, RAY_WORKER_NICENESS)
+
 
 # (role, what the start of the process's command line says), first match wins.
 ROLES = (

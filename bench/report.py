@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +231,13 @@ def plots(results: dict[str, Any], stem: Path) -> None:
     fig.tight_layout()
     fig.savefig(f"{stem}-batch-sizes.png", dpi=110)
     plt.close("all")
+
+
+def save(out: Path, name: str, results: dict[str, Any], text: str) -> Path:
+    """Write results as <out>/<date>-<name>.json and its report as .md; print the report."""
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{results['started'][:10]}-{name}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(text)
+    print(text)
+    return stem
