@@ -132,8 +132,8 @@ class IngressConfig(_Strict):
         gt=0,
         description="Model cores (NeuronCores, GPUs or CPU slots) one ingress replica serves "
         "when `replicas` is unset; below 1 for several per core (e.g. 0.5: two per core). "
-        "One ingress replica carries about 4.5k images/s as ClassifyBatch(32) but only ~330 "
-        "Classify calls/s (BENCHMARKS.md, capacity model).",
+        "One ingress replica carried ~3.4k images/s as ClassifyBatch(32) but only ~200 "
+        "Classify calls/s on a 2-vCPU VM (BENCHMARKS.md, capacity model).",
     )
     cpus_per_replica: float = Field(
         0.5,
