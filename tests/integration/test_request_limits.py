@@ -45,6 +45,6 @@ def test_a_call_over_max_request_bytes_is_refused_naming_the_limit(server: Serve
     report(
         "request limits",
         f"36 MiB call: {refused.value.code().name} (limit {REQUEST_LIMIT} bytes); 72 MiB call: "
-        f"{too_big.value.code().name} from the ingress's gRPC server (cap {MAX_MESSAGE_BYTES} bytes); "
-        "the next call OK",
+        f"{too_big.value.code().name} from the ingress's gRPC server "
+        f"(cap {MAX_MESSAGE_BYTES} bytes); the next call OK",
     )
