@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from typing import Any
 import grpc
 
 from bench import cpu, report
-from bench.clients import imgclf_batch, imgclf_classify
+from bench.clients import imgclf_call
 from bench.loadgen import Call, LoadResult, run_load, run_open_loop
 from bench.processes import ImgclfServer, null_model_config
 from bench.run import IMAGES, ROOT, machine
@@ -91,9 +90,8 @@ def plain_server() -> Iterator[System]:
 
 
 def calls_for(channel: grpc.aio.Channel, scenario: str) -> tuple[Call, int]:
-    if scenario == "Classify":
-        return imgclf_classify(channel, IMAGES, model="null"), 1
-    return imgclf_batch(channel, IMAGES, BATCH, model="null"), BATCH
+    per_call = 1 if scenario == "Classify" else BATCH
+    return imgclf_call(channel, IMAGES, per_call, model="null"), per_call
 
 
 async def capacity_slice(system: System, scenario: str, in_flight: int, seconds: float) -> float:
@@ -119,12 +117,11 @@ async def cpu_per_call(
     async with grpc.aio.insecure_channel(system.target) as channel:
         call, per_call = calls_for(channel, scenario)
         await run_load(system.name, "warm", call, concurrency=2, images_per_call=1, duration_s=1)
-        pids = [*system.pids(), os.getpid()]
-        named = {os.getpid(): "load generator"}
-        before = cpu.sample(pids, named)
+        pids = system.pids()
+        before = cpu.sample_with_load_generator(pids)
         await asyncio.sleep(seconds)
-        idle = cpu.sample(pids, named) - before
-        before = cpu.sample(pids, named)
+        idle = cpu.sample_with_load_generator(pids) - before
+        before = cpu.sample_with_load_generator(pids)
         result = await run_open_loop(
             system.name,
             scenario,
@@ -133,7 +130,7 @@ async def cpu_per_call(
             images_per_call=per_call,
             duration_s=seconds,
         )
-        used = cpu.sample(pids, named) - before
+        used = cpu.sample_with_load_generator(pids) - before
     calls = max(1, result.calls)
     by_role = {
         ("server" if role == "other" and system.name == "plain" else role): round(

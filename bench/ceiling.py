@@ -13,39 +13,14 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-MODEL = "efficientnet-lite0"
 _state: dict[str, Any] = {}
 
 
 def _init(images: Sequence[bytes]) -> None:
-    import torch
+    from bench.inprocess import pipeline
 
-    from imgclf_serve.backends import BackendName, ModelSource, load_backend
-    from imgclf_serve.models import get_spec, imagenet_labels
-    from imgclf_serve.preprocess import ImageLimits
-
-    torch.set_num_threads(1)
-    spec = get_spec(MODEL)
-    backend = load_backend(BackendName.CPU, spec, ModelSource(), cpu_threads=1)
-    backend.init_thread()
-    _state.update(
-        spec=spec, backend=backend, labels=imagenet_labels(), limits=ImageLimits(), images=images
-    )
-    _one_batch(4)  # warm-up
-
-
-def _one_batch(batch_size: int) -> None:
-    import numpy as np
-
-    from imgclf_serve.postprocess import top_k
-    from imgclf_serve.preprocess import load_image
-
-    images = _state["images"]
-    batch = [images[i % len(images)] for i in range(batch_size)]
-    spec, limits = _state["spec"], _state["limits"]
-    pixels = np.stack([load_image(image, spec.preprocess, limits) for image in batch])
-    for probabilities in _state["backend"].predict(pixels):
-        top_k(probabilities, 5, _state["labels"])
+    _state["one_batch"] = pipeline(images, threads=1)
+    _state["one_batch"](4)  # warm-up
 
 
 def _run(batch_size: int, seconds: float) -> tuple[int, float]:
@@ -53,7 +28,7 @@ def _run(batch_size: int, seconds: float) -> tuple[int, float]:
     done = 0
     began = time.perf_counter()
     while time.perf_counter() - began < seconds:
-        _one_batch(batch_size)
+        _state["one_batch"](batch_size)
         done += batch_size
     return done, time.perf_counter() - began
 

@@ -38,6 +38,15 @@ def imgclf_batch(
     return call
 
 
+def imgclf_call(
+    channel: grpc.aio.Channel, images: Sequence[bytes], per_call: int, model: str = ""
+) -> Call:
+    """Classify when `per_call` is 1, else ClassifyBatch of `per_call` images."""
+    if per_call == 1:
+        return imgclf_classify(channel, images, model)
+    return imgclf_batch(channel, images, per_call, model)
+
+
 def prototype_post(
     session: aiohttp.ClientSession, url: str, images: Sequence[bytes], per_call: int
 ) -> Call:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -30,7 +29,7 @@ import grpc
 from bench import cpu, report
 from bench.capacity import ratio_summary
 from bench.ceiling import Ceiling
-from bench.clients import imgclf_batch, imgclf_classify
+from bench.clients import imgclf_call
 from bench.loadgen import LoadResult, run_load, run_open_loop
 from bench.processes import ImgclfServer, memory_mb, serve_config
 from bench.run import IMAGES, ROOT, machine
@@ -49,10 +48,7 @@ def imgclf_slice(
 ) -> dict[str, Any]:
     async def drive() -> LoadResult:
         async with grpc.aio.insecure_channel(server.cluster.grpc_target) as channel:
-            if per_call == 1:
-                call = imgclf_classify(channel, IMAGES)
-            else:
-                call = imgclf_batch(channel, IMAGES, per_call)
+            call = imgclf_call(channel, IMAGES, per_call)
             if rate is not None:
                 return await run_open_loop(
                     "imgclf",
@@ -76,10 +72,9 @@ def imgclf_slice(
 
 def measured(pids: Callable[[], list[int]], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run `work`, adding the CPU seconds each role used meanwhile and the machine's steal."""
-    named = {os.getpid(): "load generator"}
-    before = cpu.sample([*pids(), os.getpid()], named)
+    before = cpu.sample_with_load_generator(pids())
     result = work()
-    used = cpu.sample([*pids(), os.getpid()], named) - before
+    used = cpu.sample_with_load_generator(pids()) - before
     return {**result, "cpu_s": used.by_role, "steal_s": used.steal_s}
 
 

@@ -103,6 +103,11 @@ def sample(pids: list[int], named: dict[int, str] | None = None) -> CpuSample:
     return CpuSample(dict(by_role), dict(processes), machine_steal_s())
 
 
+def sample_with_load_generator(pids: list[int]) -> CpuSample:
+    """`sample` of `pids` and of this process, counted as the load generator."""
+    return sample([*pids, os.getpid()], {os.getpid(): "load generator"})
+
+
 def machine_steal_s() -> float:
     """CPU seconds stolen by the hypervisor from this VM so far, all CPUs together."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()

@@ -4,7 +4,7 @@ number of torch threads the server's replicas get in total. No network, no queue
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -31,27 +31,34 @@ class InProcessResult:
         return asdict(self)
 
 
-def measure(
-    images: Sequence[bytes], batch_size: int, threads: int, duration_s: float
-) -> InProcessResult:
+def pipeline(images: Sequence[bytes], threads: int) -> Callable[[int], None]:
+    """Load the model on this thread; returns a function that runs decode + preprocess +
+    forward + top-k on `batch_size` of `images` (cycled)."""
     spec = get_spec(MODEL)
     labels = imagenet_labels()
     backend = load_backend(BackendName.CPU, spec, ModelSource(), cpu_threads=threads)
     backend.init_thread()
     limits = ImageLimits()
-    batch = [images[i % len(images)] for i in range(batch_size)]
 
-    def one_batch() -> None:
+    def one_batch(batch_size: int) -> None:
+        batch = [images[i % len(images)] for i in range(batch_size)]
         pixels = np.stack([load_image(image, spec.preprocess, limits) for image in batch])
         for probabilities in backend.predict(pixels):
             top_k(probabilities, 5, labels)
 
+    return one_batch
+
+
+def measure(
+    images: Sequence[bytes], batch_size: int, threads: int, duration_s: float
+) -> InProcessResult:
+    one_batch = pipeline(images, threads)
     for _ in range(3):  # warm-up
-        one_batch()
+        one_batch(batch_size)
     done = 0
     began = time.perf_counter()
     while time.perf_counter() - began < duration_s:
-        one_batch()
+        one_batch(batch_size)
         done += batch_size
     seconds = time.perf_counter() - began
     return InProcessResult(

@@ -55,18 +55,12 @@ def null_model_config(
     """serve/serve_config.yaml serving only the null model (fixed probabilities, no decoding):
     the serving path alone. `ingress` sets AppArgs.ingress fields; `access_log` Ray Serve's
     access log (None: as the config file says)."""
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config = serve_config(replicas, cpus_per_replica)
     (app,) = config["applications"]
     if access_log is not None:
         app.setdefault("logging_config", {})["enable_access_log"] = access_log
-    app["args"]["models"] = [
-        {
-            "name": "null",
-            "device": "cpu",
-            "replicas": replicas,
-            "cpus_per_replica": cpus_per_replica,
-        }
-    ]
+    (model,) = app["args"]["models"]
+    model["name"] = "null"
     if ingress:
         app["args"]["ingress"] = ingress
     (deployment,) = (d for d in app["deployments"] if d["name"] == MODEL)

@@ -70,34 +70,34 @@ def load_image(data: bytes, spec: PreprocessSpec, limits: ImageLimits) -> np.nda
     return to_array(center_crop_resize(to_rgb(image), spec), spec)
 
 
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, MemoryError)
+
+
 def decode(data: bytes, limits: ImageLimits, draft_size: int | None = None) -> Image.Image:
     """Open and fully decode an image, refusing oversize files and decompression bombs."""
-    check_size(data, limits)
-    image: Image.Image | None = None
+    image = check_header(data, limits)
     try:
-        image = Image.open(io.BytesIO(data))
-        _check_pixels(image.size, limits)
         if draft_size is not None and image.format == "JPEG":
             image.draft("RGB", (draft_size, draft_size))
         image.load()
-    except UnidentifiedImageError:
-        raise InvalidImage("cannot decode: not a recognised image format") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-        kind = f"{image.format} image" if image is not None and image.format else "image"
+    except _DECODE_ERRORS as exc:
+        kind = f"{image.format} image" if image.format else "image"
         raise InvalidImage(f"cannot decode {kind}: {exc}") from None
     return image
 
 
-def check_header(data: bytes, limits: ImageLimits) -> None:
-    """The checks that need no pixels: size, a known format, and the pixel count."""
+def check_header(data: bytes, limits: ImageLimits) -> Image.Image:
+    """The checks that need no pixels (size, a known format, the pixel count); returns the
+    opened, not yet decoded image."""
     check_size(data, limits)
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            _check_pixels(image.size, limits)
+        image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise InvalidImage("cannot decode: not a recognised image format") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImage(f"cannot read the image header: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise InvalidImage(f"cannot decode image: {exc}") from None
+    _check_pixels(image.size, limits)
+    return image
 
 
 def check_size(data: bytes, limits: ImageLimits) -> None:

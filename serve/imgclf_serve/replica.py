@@ -72,6 +72,8 @@ class ModelReplica:
         self._core_label = device.core_label()
         self._metrics = ReplicaMetrics(model.name, device.kind.value, self._core_label)
         self._metrics.loaded(time.perf_counter() - started)
+        # Backends that need no pixels (the null backend) get only the header checked.
+        self._pixels_of = self._decoded if self._backend.decodes else self._header_checked
         self._forward_pool = ThreadPoolExecutor(
             1, thread_name_prefix="forward", initializer=self._backend.init_thread
         )
@@ -166,12 +168,15 @@ class ModelReplica:
 
     def _decode(self, image: bytes) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
-        if self._backend.decodes:
-            pixels = load_image(image, self._spec.preprocess, self._limits)
-        else:
-            check_header(image, self._limits)
-            pixels = _NO_PIXELS
+        pixels = self._pixels_of(image)
         return pixels, time.perf_counter() - started
+
+    def _decoded(self, image: bytes) -> np.ndarray:
+        return load_image(image, self._spec.preprocess, self._limits)
+
+    def _header_checked(self, image: bytes) -> np.ndarray:
+        check_header(image, self._limits)
+        return _NO_PIXELS
 
     def _failed(self, error: ItemError) -> ItemResult:
         return ItemResult(served_by=self._served_by, error=error)
