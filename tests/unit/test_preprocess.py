@@ -11,6 +11,7 @@ from torchvision import transforms
 
 from imgclf_serve.errors import InvalidImage
 from imgclf_serve.preprocess import (
+    DecodeCancelled,
     ImageLimits,
     PreprocessSpec,
     center_crop_resize,
@@ -19,7 +20,15 @@ from imgclf_serve.preprocess import (
     load_image,
     to_rgb,
 )
-from tests.imagegen import encode, gradient, png_bomb, stored_for_orientation, with_orientation
+from tests.imagegen import (
+    encode,
+    gradient,
+    png_bomb,
+    png_chunk,
+    png_with_chunk,
+    stored_for_orientation,
+    with_orientation,
+)
 
 SPEC = PreprocessSpec()
 LIMITS = ImageLimits()
@@ -171,3 +180,81 @@ def test_header_check_refuses_what_decoding_would_without_decoding(
         check_header(b"", LIMITS)
     with pytest.raises(InvalidImage, match="400000000 pixels, over the limit"):
         check_header(png_bomb(20000, 20000), LIMITS)
+
+
+@pytest.mark.parametrize(
+    "fmt", ["ICO", "TGA", "PCX", "PPM", "JPEG2000", "SGI", "DDS", "IM", "MSP", "XBM", "QOI"]
+)
+def test_formats_outside_the_allowlist_are_refused(fmt: str) -> None:
+    picture = gradient(32, 32)
+    data = encode(picture.convert("1") if fmt in ("MSP", "XBM") else picture, fmt)
+    Image.open(io.BytesIO(data)).load()  # Pillow itself would decode it
+    with pytest.raises(InvalidImage, match="accepted formats: JPEG, PNG, GIF, WebP, TIFF, BMP"):
+        load_image(data, SPEC, LIMITS)
+    with pytest.raises(InvalidImage, match="accepted formats"):
+        check_header(data, LIMITS)
+
+
+def test_jpeg_with_too_many_scans_is_refused_before_decoding() -> None:
+    data = encode(gradient(64, 48), "JPEG", progressive=True)
+    scans = data.count(b"\xff\xda")
+    assert 1 < scans < LIMITS.max_jpeg_scans
+    load_image(data, SPEC, LIMITS)
+    with pytest.raises(InvalidImage, match=f"JPEG has {scans} scans, over the limit of 2"):
+        load_image(data, SPEC, ImageLimits(max_jpeg_scans=2))
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F", "P", "RGBA", "1"])
+def test_large_images_are_reduced_in_their_own_mode_before_converting(mode: str) -> None:
+    big = Image.new(mode, (2600, 2100))
+    data = encode(big, "TIFF", compression="tiff_deflate") if mode in ("I", "F") else encode(big)
+    image = decode(data, LIMITS, draft_size=256)
+    # Reduced 4x (short side 525 >= 2 x 256); 16/32-bit modes are still 16/32-bit here.
+    assert image.size == (650, 525)
+    assert image.mode == {"P": "RGB", "1": "L", "I;16": "I;16"}.get(mode, image.mode)
+    assert load_image(data, SPEC, LIMITS).shape == (3, 224, 224)
+
+
+def test_reduction_keeps_results_close_to_torchvision() -> None:
+    big = gradient(2400, 1800)
+    ours = load_image(encode(big, "PNG"), SPEC, LIMITS)
+    reference = transforms.Compose(
+        [transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()]
+    )(big).numpy()
+    normalised = (reference - np.asarray(SPEC.mean)[:, None, None]) / np.asarray(SPEC.std)[
+        :, None, None
+    ]
+    assert np.abs(ours - normalised).max() <= 2.01 / (255 * min(SPEC.std))
+
+
+def test_a_cancelled_decode_stops_between_reads() -> None:
+    data = encode(gradient(2000, 1500), "PNG")
+    reads = 0
+
+    def cancelled() -> bool:
+        nonlocal reads
+        reads += 1
+        return reads > 3  # the caller gives up after the decoder's third read
+
+    with pytest.raises(DecodeCancelled):
+        load_image(data, SPEC, LIMITS, cancelled=cancelled)
+    assert reads == 4
+
+
+def test_decoding_past_the_time_budget_is_refused() -> None:
+    data = encode(gradient(2000, 1500), "PNG")
+    with pytest.raises(InvalidImage, match=r"longer than the 1e-06 s an image may take"):
+        load_image(data, SPEC, ImageLimits(max_decode_s=1e-6))
+
+
+def test_pillow_errors_become_short_invalid_image_reasons() -> None:
+    # An empty sRGB chunk makes Pillow raise ValueError at open; without metadata the
+    # picture decodes, so the image classifies.
+    data = png_with_chunk(gradient(64, 48), b"sRGB", b"")
+    assert load_image(data, SPEC, LIMITS).shape == (3, 224, 224)
+    # A broken IDAT cannot be saved by stripping: INVALID_ARGUMENT with Pillow's reason.
+    valid = encode(gradient(64, 48), "PNG")
+    header = valid[: 8 + 25]  # signature + IHDR
+    broken = header + png_chunk(b"IDAT", b"\x78\x9c" + b"\xff" * 64) + png_chunk(b"IEND", b"")
+    with pytest.raises(InvalidImage, match=r"^cannot decode PNG image: .{1,160}$"):
+        load_image(broken, SPEC, LIMITS)
