@@ -20,7 +20,7 @@ from imgclf_serve.models import get_spec
 from imgclf_serve.placement import ReplicaPlan, plan_ingress, plan_replicas
 from imgclf_serve.preprocess import ImageLimits
 from imgclf_serve.replica import ModelReplica
-from imgclf_serve.settings import AppArgs, BatchingConfig, ModelConfig
+from imgclf_serve.settings import AppArgs, BatchingConfig, IngressUserConfig, ModelConfig
 
 SHARE_ROUTER = "imgclf_serve.routing:ShareRouter"
 INGRESS_NAME = "ClassifierIngress"
@@ -43,12 +43,16 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
     plans = plan_replicas(args.models, ray.cluster_resources(), reserved_cpus=ingress_plan.cpus)
     image_limits = args.limits.image_limits()
     handles = {
-        model.name: _model_deployment(model, plans[model.name], image_limits)
+        model.name: _model_deployment(
+            model, plans[model.name], image_limits, args.admission.replica_max_images
+        )
         for model in args.models
     }
     served = {
         model.name: ServedModel(
-            replicas=plans[model.name].replicas, num_classes=get_spec(model.name).num_classes
+            replicas=plans[model.name].replicas,
+            num_classes=get_spec(model.name).num_classes,
+            min_ready_replicas=_min_ready(model, plans[model.name]),
         )
         for model in args.models
     }
@@ -57,8 +61,19 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
         num_replicas=ingress_plan.replicas,
         ray_actor_options={"num_cpus": ingress_plan.cpus_per_replica},
         max_ongoing_requests=INGRESS_MAX_ONGOING_REQUESTS,
+        # Defaults; the Serve config's `deployments:` entry for the ingress overrides them.
+        user_config=IngressUserConfig().model_dump(),
     )
-    return ingress.bind(handles, served, args.default_model_name, args.limits)
+    return ingress.bind(handles, served, args.default_model_name, args.limits, args.admission)
+
+
+def _min_ready(model: ModelConfig, plan: ReplicaPlan) -> int:
+    if model.min_ready_replicas > plan.replicas:
+        raise ValueError(
+            f"model {model.name}: min_ready_replicas {model.min_ready_replicas} is more than "
+            f"its {plan.replicas} replicas; the health service would never report SERVING"
+        )
+    return model.min_ready_replicas
 
 
 def _alive_node_resources() -> list[dict[str, float]]:
@@ -66,7 +81,7 @@ def _alive_node_resources() -> list[dict[str, float]]:
 
 
 def _model_deployment(
-    model: ModelConfig, plan: ReplicaPlan, image_limits: ImageLimits
+    model: ModelConfig, plan: ReplicaPlan, image_limits: ImageLimits, max_images: int
 ) -> Application:
     deployment = ModelReplica.options(
         name=model.name,
@@ -78,4 +93,4 @@ def _model_deployment(
         user_config=BatchingConfig().model_dump(),
         request_router_config=RequestRouterConfig(request_router_class=SHARE_ROUTER),
     )
-    return deployment.bind(model, plan.device_kind, image_limits)
+    return deployment.bind(model, plan.device_kind, image_limits, max_images)

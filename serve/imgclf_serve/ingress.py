@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -28,6 +28,7 @@ from ray.serve.handle import DeploymentHandle
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf_serve import metrics, wire
+from imgclf_serve.admission import WorkAdmission
 from imgclf_serve.errors import (
     ClassifyError,
     InvalidArgument,
@@ -39,17 +40,21 @@ from imgclf_serve.postprocess import DEFAULT_TOP_K
 from imgclf_serve.preprocess import check_size
 from imgclf_serve.results import ItemError, ItemResult, ReplicaInfo
 from imgclf_serve.routing import SlotCounter, split_evenly
-from imgclf_serve.settings import LimitsConfig
+from imgclf_serve.settings import AdmissionConfig, IngressUserConfig, LimitsConfig
+from imgclf_serve.shares import ShareSender
+from imgclf_serve.straggler import StragglerPolicy
 
 logger = logging.getLogger("ray.serve")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ClassifierService"].full_name
-HEALTH_PING_TIMEOUT_S = 5.0
+# A replica that does not answer a health ping within this is busy (or hung: Serve's own
+# check of the replica finds that); the readiness probes' timeouts exceed it (k8s/).
+HEALTH_PING_TIMEOUT_S = 2.0
 HEALTH_WATCH_PERIOD_S = 2.0
-REPLICA_DIED_RETRIES = 2
+# Model names longer than this are cut in error messages (a 100 KB name is not echoed).
+MAX_NAME_IN_MESSAGE = 64
 
 Response = TypeVar("Response")
-Reply = TypeVar("Reply")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class ServedModel:
 
     replicas: int
     num_classes: int
+    min_ready_replicas: int = 1
 
 
 @serve.deployment
@@ -68,16 +74,36 @@ class ClassifierIngress:
         models: dict[str, ServedModel],
         default_model: str,
         limits: LimitsConfig,
+        admission: AdmissionConfig,
     ) -> None:
         self._handles = handles
         self._models = models
         self._default_model = default_model
         self._limits = limits
         self._image_limits = limits.image_limits()
+        self._admission = WorkAdmission(
+            admission.ingress_max_images, admission.ingress_max_bytes, where="ingress"
+        )
         self._slots = SlotCounter()
         self._metrics = metrics.IngressMetrics()
-        self._all_replicas_warm = False
+        self._straggler = StragglerPolicy(IngressUserConfig().hedging)
+        self._senders = {
+            name: ShareSender(
+                handle,
+                models[name].replicas,
+                self._straggler,
+                lambda event, name=name: self._metrics.share_event(name, event),
+            )
+            for name, handle in handles.items()
+        }
+        self._warm: dict[str, int] = {}
         self._last_described: dict[str, ReplicaInfo] = {}
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Apply the ingress's user_config (straggler hedging) in place."""
+        config = IngressUserConfig.model_validate(user_config)
+        self._straggler.config = config.hedging
+        logger.info("ingress user_config: %s", config)
 
     # imgclf.v1.ClassifierService
 
@@ -105,9 +131,8 @@ class ClassifierIngress:
     async def _classify(self, request: pb.ClassifyRequest) -> pb.ClassifyResponse:
         name, k = self._resolve(request.model, request.top_k)
         check_size(request.image, self._image_limits)
-        result = await self._on_a_live_replica(
-            lambda: self._handles[name].classify.remote(request.image, k)
-        )
+        with self._admission.admitted(1, len(request.image)):
+            [result] = await self._senders[name].send([request.image], k, slot=None)
         if result.error is not None:
             raise result.error.to_exception()
         return wire.classify_response(name, result)
@@ -116,8 +141,10 @@ class ClassifierIngress:
         name, k = self._resolve(request.model, request.top_k)
         images = list(request.images)
         self._check_batch_size(len(images))
-        self._check_request_bytes(sum(len(image) for image in images))
-        results = await self._classify_spread(name, images, k)
+        size = sum(len(image) for image in images)
+        self._check_request_bytes(size)
+        with self._admission.admitted(len(images), size):
+            results = await self._classify_spread(name, images, k)
         items = [wire.batch_item(index, result) for index, result in enumerate(results)]
         return pb.ClassifyBatchResponse(model=name, items=items)
 
@@ -174,34 +201,39 @@ class ClassifierIngress:
 
     async def check_health(self) -> None:
         """Ray Serve's periodic health check of this ingress replica. It never fails the
-        ingress over its models (their replicas have their own check); it learns, while the
-        cluster is quiet, whether every model replica has warmed up, so that a
-        grpc.health.v1 Check arriving at this ingress under load need not ping them all."""
-        if not self._all_replicas_warm:
-            await self._serving_status()
+        ingress over its models (their replicas have their own check); it counts, while the
+        cluster is quiet, each model's warm replicas, so that a grpc.health.v1 Check arriving
+        at this ingress while every replica is busy can answer from the last count."""
+        await asyncio.gather(*(self._count_warm(name) for name in self._models))
 
-    # grpc.health.v1.Health
+    # grpc.health.v1.Health: "" or the API's service name is the whole server; a model's name
+    # is that model.
 
     async def Check(
         self, request: health_pb2.HealthCheckRequest, grpc_context: RayServegRPCContext
     ) -> health_pb2.HealthCheckResponse:
-        if request.service not in ("", SERVICE_NAME):
+        models = self._health_scope(request.service)
+        if models is None:
             grpc_context.set_code(grpc.StatusCode.NOT_FOUND)
-            grpc_context.set_details(f"unknown service {request.service!r}")
+            grpc_context.set_details(
+                f"unknown service {_quoted(request.service)}; ask for {SERVICE_NAME!r}, "
+                f"'' or a model: {', '.join(sorted(self._models))}"
+            )
             return health_pb2.HealthCheckResponse()
-        return health_pb2.HealthCheckResponse(status=await self._serving_status())
+        return health_pb2.HealthCheckResponse(status=await self._serving_status(models))
 
     async def Watch(
         self, request: health_pb2.HealthCheckRequest, grpc_context: RayServegRPCContext
     ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
-        if request.service not in ("", SERVICE_NAME):
+        models = self._health_scope(request.service)
+        if models is None:
             yield health_pb2.HealthCheckResponse(
                 status=health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
             )
             return
         last = None
         while True:
-            status = await self._serving_status()
+            status = await self._serving_status(models)
             if status != last:
                 yield health_pb2.HealthCheckResponse(status=status)
                 last = status
@@ -214,7 +246,9 @@ class ClassifierIngress:
         served = self._models.get(name)
         if served is None:
             deployed = ", ".join(sorted(self._models))
-            raise ModelNotFound(f"model {name!r} is not deployed; deployed models: {deployed}")
+            raise ModelNotFound(
+                f"model {_quoted(name)} is not deployed; deployed models: {deployed}"
+            )
         k = top_k or DEFAULT_TOP_K
         if not 1 <= k <= served.num_classes:
             raise InvalidArgument(
@@ -230,17 +264,6 @@ class ClassifierIngress:
             raise InvalidArgument(
                 f"{count} images in one call, over the limit of {limit}; split the batch"
             )
-
-    async def _on_a_live_replica(self, call: Callable[[], Awaitable[Reply]]) -> Reply:
-        """Run `call` again when its replica died under it: Ray's router drops a dead replica
-        once a call to it fails, so the retry lands on a live one (its images are decoded once
-        more, but a caller never sees the death of one of several replicas)."""
-        for _ in range(REPLICA_DIED_RETRIES):
-            try:
-                return await call()
-            except (RayActorError, ReplicaUnavailableError):
-                logger.info("a model replica died during a call; retrying on another")
-        return await call()
 
     def _check_request_bytes(self, total: int) -> None:
         limit = self._limits.max_request_bytes
@@ -265,14 +288,10 @@ class ClassifierIngress:
             for part in split_evenly(len(sendable), self._models[name].replicas)
         ]
         first_slot = self._slots.reserve(len(shares))
-        handle = self._handles[name]
-
-        def send(share: list[int], slot: int) -> Callable[[], Awaitable[list[ItemResult]]]:
-            return lambda: handle.classify_share.remote([images[i] for i in share], k, slot=slot)
-
+        sender = self._senders[name]
         replies = await asyncio.gather(
             *(
-                self._on_a_live_replica(send(share, first_slot + n))
+                sender.send([images[i] for i in share], k, slot=first_slot + n)
                 for n, share in enumerate(shares)
             ),
             return_exceptions=True,
@@ -306,24 +325,45 @@ class ClassifierIngress:
                 raise
             return last
 
-    async def _serving_status(self) -> int:
-        """SERVING once every replica of every model has loaded and warmed up its model
-        (answered a ping); afterwards, as long as each model has a replica that answers or
-        all of them are busy serving (so overload does not take a pod out of its Service)."""
-        try:
-            if not self._all_replicas_warm:
-                for name, served in self._models.items():
-                    pings = [self._describe(name, slot) for slot in range(served.replicas)]
-                    replies = await asyncio.gather(*pings)
-                    if len({info.served_by.replica_id for info in replies}) < served.replicas:
-                        return health_pb2.HealthCheckResponse.NOT_SERVING
-                self._all_replicas_warm = True
-            else:
-                await asyncio.gather(*(self._describe_or_last(name) for name in self._models))
-        except Exception as exc:
-            logger.info("health check: not serving (%s)", type(exc).__name__)
+    def _health_scope(self, service: str) -> list[str] | None:
+        if service in ("", SERVICE_NAME):
+            return list(self._models)
+        return [service] if service in self._models else None
+
+    async def _count_warm(self, name: str) -> int:
+        """Distinct replicas of `name` that answer a ping (one per slot reaches each running
+        replica; Serve routes only to replicas that have loaded and warmed up their model).
+        A replica too busy to answer in time still counts as it did last time."""
+        pings = [self._describe(name, slot) for slot in range(self._models[name].replicas)]
+        replies = await asyncio.gather(*pings, return_exceptions=True)
+        answered = {r.served_by.replica_id for r in replies if isinstance(r, ReplicaInfo)}
+        busy = any(isinstance(r, _BUSY) for r in replies)
+        warm = max(len(answered), self._warm.get(name, 0)) if busy else len(answered)
+        self._warm[name] = warm
+        return warm
+
+    async def _serving_status(self, models: list[str]) -> int:
+        """SERVING while each of `models` has at least its `min_ready_replicas` warm."""
+        counts = await asyncio.gather(*(self._count_warm(name) for name in models))
+        short = [
+            f"{name} {count}/{self._models[name].min_ready_replicas}"
+            for name, count in zip(models, counts, strict=True)
+            if count < self._models[name].min_ready_replicas
+        ]
+        if short:
+            logger.info("health check: not serving (warm replicas: %s)", ", ".join(short))
             return health_pb2.HealthCheckResponse.NOT_SERVING
         return health_pb2.HealthCheckResponse.SERVING
+
+
+_BUSY = (asyncio.TimeoutError, TimeoutError, BackPressureError)
+
+
+def _quoted(text: str) -> str:
+    """A caller's text, quoted and cut short for an error message."""
+    if len(text) <= MAX_NAME_IN_MESSAGE:
+        return repr(text)
+    return f"{text[:MAX_NAME_IN_MESSAGE]!r}... ({len(text)} characters)"
 
 
 def _as_classify_error(exc: BaseException, where: str) -> ClassifyError:

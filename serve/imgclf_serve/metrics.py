@@ -79,8 +79,18 @@ class IngressMetrics:
         self._in_flight = Gauge(
             "imgclf_requests_in_flight", "Calls the ingress is working on, by RPC.", ("rpc",)
         )
+        self._share_events = Counter(
+            "imgclf_share_events",
+            "Shares of calls sent again: `hedged` (a straggler's share sent to a second "
+            "replica), `replica_died` (its images re-sent one by one), `failed_alone` (an image "
+            "whose replica stopped again when sent alone; it failed with INTERNAL).",
+            ("model", "event"),
+        )
         self._in_flight_count: Tally[str] = Tally()
         self._gauges = _HeldGauges()
+
+    def share_event(self, model: str, event: str) -> None:
+        self._share_events.inc(1, {"model": model, "event": event})
 
     def started(self, rpc: str) -> None:
         self._in_flight_count[rpc] += 1

@@ -9,10 +9,14 @@ every health_check_period_s and replaces a replica that fails it three times in 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import logging
 import math
+import os
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -22,14 +26,15 @@ import ray
 from PIL import Image
 from ray import serve
 
+from imgclf_serve.admission import WorkAdmission
 from imgclf_serve.backends import ModelSource, load_backend, resolve_backend
 from imgclf_serve.batcher import GreedyBatcher
 from imgclf_serve.devices import DeviceKind, assigned_device
-from imgclf_serve.errors import ClassifyError
+from imgclf_serve.errors import ClassifyError, Overloaded
 from imgclf_serve.metrics import ReplicaMetrics
 from imgclf_serve.models import get_spec, imagenet_labels
 from imgclf_serve.postprocess import top_k
-from imgclf_serve.preprocess import ImageLimits, check_header, load_image
+from imgclf_serve.preprocess import DecodeCancelled, ImageLimits, check_header, load_image
 from imgclf_serve.results import ItemError, ItemResult, ReplicaInfo, ServedBy
 from imgclf_serve.settings import ModelConfig, ReplicaUserConfig
 
@@ -48,10 +53,17 @@ _NO_PIXELS = np.zeros(0, dtype=np.float32)
 
 @serve.deployment
 class ModelReplica:
-    def __init__(self, model: ModelConfig, device_kind: DeviceKind, limits: ImageLimits) -> None:
+    def __init__(
+        self,
+        model: ModelConfig,
+        device_kind: DeviceKind,
+        limits: ImageLimits,
+        max_images: int,
+    ) -> None:
         started = time.perf_counter()
         self._spec = get_spec(model.name)
         self._limits = limits
+        self._admission = WorkAdmission(max_images, where="model replica")
         self._labels = imagenet_labels()
         device = assigned_device(device_kind)
         requested = self._spec.default_backend if model.backend == "auto" else model.backend
@@ -80,6 +92,7 @@ class ModelReplica:
         self._decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
         self._warm_batch_sizes: set[int] = set()
         self._user_config = INITIAL_USER_CONFIG
+        self._decode_slots = _decode_slots(INITIAL_USER_CONFIG)
         self._batcher: GreedyBatcher[_Queued, np.ndarray] = GreedyBatcher(
             self._forward_batch,
             INITIAL_USER_CONFIG.max_batch_size,
@@ -102,6 +115,8 @@ class ModelReplica:
         self._warm_up(config.max_batch_size)
         self._batcher.max_batch_size = config.max_batch_size
         self._batcher.wait_s = config.batch_wait_timeout_s
+        if config.max_batch_size != self._user_config.max_batch_size:
+            self._decode_slots = _decode_slots(config)
         self._user_config = config
         logger.info("user_config: %s", config)
 
@@ -126,12 +141,25 @@ class ModelReplica:
 
     async def classify(self, image: bytes, top_k: int) -> ItemResult:
         """One image -> its top-k predictions or its error."""
-        return await self._classify_one(image, top_k)
+        return (await self.classify_share([image], top_k, slot=None))[0]
 
-    async def classify_share(self, images: list[bytes], top_k: int, slot: int) -> list[ItemResult]:
+    async def classify_share(
+        self, images: list[bytes], top_k: int, slot: int | None
+    ) -> list[ItemResult]:
         """A share of a ClassifyBatch call, in order. `slot` is read by the request router
-        (routing.py) to send each share of a call to a different replica."""
-        return list(await asyncio.gather(*(self._classify_one(image, top_k) for image in images)))
+        (routing.py) to send each share of a call to a different replica. Over the replica's
+        bound on images (admission.py) every image of the share fails RESOURCE_EXHAUSTED
+        before any is decoded."""
+        if not self._admission.try_admit(len(images)):
+            error = ItemError.from_exception(Overloaded(self._admission.refusal(len(images))))
+            return [self._failed(error)] * len(images)
+        try:
+            self._crash_if_injected(images)
+            return list(
+                await asyncio.gather(*(self._classify_one(image, top_k) for image in images))
+            )
+        finally:
+            self._admission.release(len(images))
 
     async def describe(self, slot: int | None = None) -> ReplicaInfo:
         """What this replica serves; answering at all means the model is loaded and warm.
@@ -147,13 +175,20 @@ class ModelReplica:
     async def _classify_one(self, image: bytes, k: int) -> ItemResult:
         loop = asyncio.get_running_loop()
         arrived = time.perf_counter()
+        cancelled = threading.Event()
         try:
-            pixels, decode_seconds = await loop.run_in_executor(
-                self._decode_pool, self._decode, image
-            )
-            self._metrics.stage("decode", decode_seconds)
-            # Queue time covers waiting for a decode thread and for a batch.
-            probabilities = await self._batcher.submit(_Queued(pixels, arrived + decode_seconds))
+            # Only the images the next two batches need are decoded (and held) at a time.
+            async with self._decode_slots:
+                pixels, decode_seconds = await loop.run_in_executor(
+                    self._decode_pool, self._decode, image, cancelled.is_set
+                )
+                self._metrics.stage("decode", decode_seconds)
+                # Queue time covers waiting for a decode slot, a thread and a batch.
+                queued = _Queued(pixels, arrived + decode_seconds)
+                probabilities = await self._batcher.submit(queued)
+        except asyncio.CancelledError:
+            cancelled.set()  # a decode still running stops at its next read
+            raise
         except ClassifyError as exc:
             return self._failed(ItemError.from_exception(exc))
         except Exception:
@@ -166,23 +201,36 @@ class ModelReplica:
         self._metrics.stage("postprocess", time.perf_counter() - started)
         return ItemResult(predictions, self._served_by)
 
-    def _decode(self, image: bytes) -> tuple[np.ndarray, float]:
+    def _decode(
+        self, image: bytes, cancelled: Callable[[], bool] = lambda: False
+    ) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
-        pixels = self._pixels_of(image)
+        if cancelled():
+            raise DecodeCancelled
+        pixels = self._pixels_of(image, cancelled)
         return pixels, time.perf_counter() - started
 
-    def _decoded(self, image: bytes) -> np.ndarray:
-        return load_image(image, self._spec.preprocess, self._limits)
+    def _decoded(self, image: bytes, cancelled: Callable[[], bool]) -> np.ndarray:
+        return load_image(image, self._spec.preprocess, self._limits, cancelled)
 
-    def _header_checked(self, image: bytes) -> np.ndarray:
+    def _header_checked(self, image: bytes, cancelled: Callable[[], bool]) -> np.ndarray:
         check_header(image, self._limits)
         return _NO_PIXELS
+
+    def _crash_if_injected(self, images: list[bytes]) -> None:
+        poison = self._user_config.inject_faults.crash_on_image_sha256
+        if poison and any(hashlib.sha256(image).hexdigest() in poison for image in images):
+            logger.error("injected fault: exiting on an image listed in crash_on_image_sha256")
+            os._exit(1)
 
     def _failed(self, error: ItemError) -> ItemResult:
         return ItemResult(served_by=self._served_by, error=error)
 
     async def _forward_batch(self, queued: list[_Queued]) -> list[np.ndarray]:
         started = time.perf_counter()
+        faults = self._user_config.inject_faults
+        if self._core_label in faults.slow_forward_on_cores:
+            await asyncio.sleep(faults.slow_forward_s)
         for item in queued:
             self._metrics.stage("queue", started - item.since)
         batch = np.stack([item.pixels for item in queued])
@@ -203,6 +251,11 @@ class ModelReplica:
         self._forward_pool.submit(self._backend.predict, batch).result()
         self._warm_batch_sizes.add(batch_size)
         self._metrics.warmed_up(time.perf_counter() - started)
+
+
+def _decode_slots(config: ReplicaUserConfig) -> asyncio.Semaphore:
+    """Images decoded or in a batch at once: one batch on the core and the next filling."""
+    return asyncio.Semaphore(2 * config.max_batch_size)
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,46 @@ class FaultInjection(_Strict):
         "the canary inference of their health check, as a broken NeuronCore would; Serve "
         "then replaces them.",
     )
+    slow_forward_on_cores: list[str] = Field(
+        default_factory=list,
+        description="Replicas pinned to these core ids sleep `slow_forward_s` before each "
+        "forward pass: a straggler (a throttled or noisy core).",
+    )
+    slow_forward_s: float = Field(0.0, ge=0, le=60)
+    crash_on_image_sha256: list[str] = Field(
+        default_factory=list,
+        description="A replica that is given an image with one of these SHA-256 digests exits "
+        "at once (os._exit), as a native crash in a decoder or runtime would.",
+    )
 
 
 class ReplicaUserConfig(BatchingConfig):
     """A model deployment's `user_config`: applied by each replica's reconfigure()."""
 
     inject_faults: FaultInjection = FaultInjection()
+
+
+class HedgingConfig(_Strict):
+    """Straggler policy for ClassifyBatch shares (straggler.py): a share still unanswered
+    `after_median_multiple` times the median share time (and at least `min_delay_s`) is sent
+    to another replica too; the first answer wins, the other is cancelled."""
+
+    enabled: bool = True
+    after_median_multiple: float = Field(3.0, ge=1.0)
+    min_delay_s: float = Field(0.05, ge=0.0)
+    max_hedged_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="At most this fraction of recent shares is hedged, so a slow cluster as a "
+        "whole (overload) is not sent twice the work.",
+    )
+
+
+class IngressUserConfig(_Strict):
+    """The ClassifierIngress deployment's `user_config`: applied in place by reconfigure()."""
+
+    hedging: HedgingConfig = HedgingConfig()
 
 
 class ModelConfig(_Strict):
@@ -80,6 +114,13 @@ class ModelConfig(_Strict):
         description="Threads a CPU backend's forward pass uses; default: cpus_per_replica "
         "(at least 1). More than that lowers latency when replicas are idle at the cost of "
         "contention when all are busy.",
+    )
+
+    min_ready_replicas: int = Field(
+        1,
+        ge=1,
+        description="Warm replicas the model needs for the health service to report it "
+        "SERVING (grpc.health.v1 Check of the model's name, and of the whole server).",
     )
 
     def cpu_threads(self) -> int:
@@ -118,6 +159,27 @@ class LimitsConfig(_Strict):
         return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
 
 
+class AdmissionConfig(_Strict):
+    """Admission by work (admission.py): images and bytes in flight. A call over a bound gets
+    RESOURCE_EXHAUSTED before any of its images is decoded; an idle server admits any call
+    within `limits`. The wait of an admitted call is bounded by the images ahead of it:
+    about `replica_max_images` / (one replica's images per second), RELIABILITY.md."""
+
+    ingress_max_images: int = Field(
+        512, ge=1, description="Images in flight through one ingress replica."
+    )
+    ingress_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=1, description="Bytes of images in flight through one ingress."
+    )
+    replica_max_images: int = Field(
+        256,
+        ge=1,
+        description="Images one model replica holds (decoding, queued, on the core); a share "
+        "beyond it fails its images with RESOURCE_EXHAUSTED. Only 2 x max_batch_size of them "
+        "are decoded at a time.",
+    )
+
+
 class IngressConfig(_Strict):
     """The ClassifierIngress replicas: gRPC edge, validation, fan-out over model replicas."""
 
@@ -153,6 +215,7 @@ class AppArgs(_Strict):
         None, description="Model for requests that name none; default: the first model."
     )
     limits: LimitsConfig = LimitsConfig()
+    admission: AdmissionConfig = AdmissionConfig()
     ingress: IngressConfig = IngressConfig()
 
     @model_validator(mode="after")

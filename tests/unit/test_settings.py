@@ -8,7 +8,13 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from imgclf_serve.settings import AppArgs, BatchingConfig, ModelConfig, ReplicaUserConfig
+from imgclf_serve.settings import (
+    AppArgs,
+    BatchingConfig,
+    IngressUserConfig,
+    ModelConfig,
+    ReplicaUserConfig,
+)
 
 SERVE_CONFIG = Path(__file__).parents[2] / "serve" / "serve_config.yaml"
 
@@ -24,9 +30,11 @@ def test_the_serve_config_file_validates() -> None:
     (app,) = config["applications"]
     args = AppArgs.model_validate(app["args"])
     assert args.default_model_name == "efficientnet-lite0"
+    schemas = {"ClassifierIngress": IngressUserConfig}
     for deployment in app["deployments"]:
         if "user_config" in deployment:
-            ReplicaUserConfig.model_validate(deployment["user_config"])
+            schema = schemas.get(deployment["name"], ReplicaUserConfig)
+            schema.model_validate(deployment["user_config"])
 
 
 @pytest.mark.parametrize(
