@@ -28,9 +28,9 @@ def test_an_idle_server_admits_a_call_over_the_bound() -> None:
 def test_bytes_are_bounded_too() -> None:
     admission = WorkAdmission(max_images=100, max_bytes=1000)
     with admission.admitted(2, 900):
-        with pytest.raises(Overloaded, match=r"limit of 1000 bytes of images in flight"):
-            with admission.admitted(1, 200):
-                pass
+        refused = pytest.raises(Overloaded, match=r"limit of 1000 bytes of images in flight")
+        with refused, admission.admitted(1, 200):
+            pass
         with admission.admitted(1, 100):
             assert admission.bytes == 1000
     assert admission.images == 0 and admission.bytes == 0
@@ -38,9 +38,8 @@ def test_bytes_are_bounded_too() -> None:
 
 def test_refusal_names_the_bound_and_says_to_retry() -> None:
     admission = WorkAdmission(max_images=4, where="ingress")
-    with admission.admitted(4):
-        with pytest.raises(Overloaded, match=r"ingress is at its limit of 4 images in flight"):
-            with admission.admitted(1):
-                pass
+    refused = pytest.raises(Overloaded, match=r"ingress is at its limit of 4 images in flight")
+    with admission.admitted(4), refused, admission.admitted(1):
+        pass
     with pytest.raises(ValueError):
         WorkAdmission(max_images=0)
