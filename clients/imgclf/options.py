@@ -41,6 +41,12 @@ class RetryPolicy:
     """Retries done by gRPC itself (service config), with exponential backoff and jitter.
 
     Every imgclf call is idempotent, so retrying is safe. gRPC caps attempts at 5.
+
+    Retries are throttled per channel (gRPC's `retryThrottling`): each failed attempt takes a
+    token, each success gives back `throttle_token_ratio`; once fewer than half of
+    `throttle_max_tokens` are left, gRPC stops retrying until successes refill them. So a
+    server that fails most calls (overloaded, or down) gets each call about once, not
+    `max_attempts` times.
     """
 
     max_attempts: int = 4
@@ -51,6 +57,8 @@ class RetryPolicy:
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     )
+    throttle_max_tokens: int = 10
+    throttle_token_ratio: float = 0.1
 
     def __post_init__(self) -> None:
         if not 2 <= self.max_attempts <= 5:
@@ -61,6 +69,13 @@ class RetryPolicy:
             raise ValueError("backoff_multiplier must be positive")
         if not self.retryable_codes:
             raise ValueError("retryable_codes is empty; pass retry=None to turn retries off")
+        if not 0 < self.throttle_max_tokens <= 1000 or not 0 < self.throttle_token_ratio <= 1:
+            raise ValueError(
+                "throttle_max_tokens must be in (0, 1000] and throttle_token_ratio in (0, 1]"
+            )
+
+    def throttling(self) -> dict[str, int | float]:
+        return {"maxTokens": self.throttle_max_tokens, "tokenRatio": self.throttle_token_ratio}
 
     def as_service_config(self) -> dict[str, Any]:
         return {
@@ -159,6 +174,7 @@ class ChannelSettings:
             config["methodConfig"] = [
                 {"name": [{"service": SERVICE_NAME}], "retryPolicy": self.retry.as_service_config()}
             ]
+            config["retryThrottling"] = self.retry.throttling()
         return config
 
     def sync_channel(self) -> grpc.Channel:

@@ -13,7 +13,10 @@ from tests.client.fake_server import FakeServer
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's own usage errors
+        code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -116,6 +119,61 @@ def test_a_server_that_is_down_is_exit_3(capsys: pytest.CaptureFixture[str], fol
     assert code == 3 and out == ""
     assert err.startswith("imgclf: error: cannot reach an imgclf server at 127.0.0.1:1")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["classify", "{folder}/a.jpg", "--target", "{fake}"], 0),
+        (["classify", "{folder}/a.jpg", "{folder}/b/c.PNG", "--target", "{fake}"], 0),
+        (["classify", "{folder}/b/d.webp", "--target", "{fake}"], 1),  # the image failed
+        (["classify", "{folder}/a.jpg", "{folder}/b/d.webp", "--target", "{fake}"], 1),
+        (["classify", "{folder}/a.jpg", "--model", "missing", "--target", "{fake}"], 1),
+        (["classify", "{folder}/nope.jpg", "--target", "{fake}"], 2),  # usage: no such file
+        (["classify", "{folder}/a.jpg", "--top-k", "0", "--target", "{fake}"], 2),
+        (["classify", "{folder}/a.jpg", "--target", "{dead}"], 3),
+        (["classify", "{folder}/a.jpg", "{folder}/b/c.PNG", "--target", "{dead}"], 3),
+        (["classify", "-r", "{folder}", "--target", "{dead}"], 3),
+        (["models", "--target", "{dead}"], 3),
+        (["health", "--target", "{dead}"], 3),
+    ],
+)
+def test_each_documented_exit_status(
+    capsys: pytest.CaptureFixture[str],
+    fake: FakeServer,
+    folder: Path,
+    argv: list[str],
+    expected: int,
+) -> None:
+    """0 success; 1 an image failed or the server refused; 2 usage; 3 unreachable in time."""
+    names = {"{folder}": str(folder), "{fake}": fake.target, "{dead}": "127.0.0.1:1"}
+    for placeholder, value in names.items():
+        argv = [arg.replace(placeholder, value) for arg in argv]
+    assert run(capsys, *argv, "--timeout", "3")[0] == expected
+
+
+@pytest.mark.parametrize("images", [1, 2])
+@pytest.mark.parametrize(
+    ("failure", "expected"), [("RESOURCE_EXHAUSTED", 1), ("INTERNAL", 1), ("DEADLINE", 3)]
+)
+def test_exit_status_when_the_server_fails_the_call(
+    capsys: pytest.CaptureFixture[str],
+    fake: FakeServer,
+    folder: Path,
+    failure: str,
+    expected: int,
+    images: int,
+) -> None:
+    import grpc
+
+    files = [str(folder / "a.jpg"), str(folder / "b" / "c.PNG")][:images]
+    if failure == "DEADLINE":
+        fake.servicer.delay_s = 2.0
+        code = run(capsys, "classify", *files, "--target", fake.target, "--timeout", "0.5")[0]
+    else:
+        fake.servicer.fail_next = [grpc.StatusCode[failure]] * 20
+        code = run(capsys, "classify", *files, "--target", fake.target)[0]
+    assert code == expected
 
 
 def test_a_call_failing_mid_stream_stops_with_a_summary(

@@ -79,6 +79,18 @@ def test_retries_give_up_after_max_attempts(fake: FakeServer) -> None:
     assert len(fake.servicer.calls_to("Classify")) == 4
 
 
+def test_retries_are_throttled_when_most_calls_fail(fake: FakeServer) -> None:
+    """gRPC's retryThrottling: a failing server gets each call about once, not 4 times."""
+    fake.servicer.fail_next = [grpc.StatusCode.UNAVAILABLE] * 200
+    with ClassifierClient(fake.target, retry=FAST_RETRY) as client:
+        for _ in range(20):
+            with pytest.raises(Unavailable):
+                client.classify(b"x")
+    attempts = len(fake.servicer.calls_to("Classify"))
+    # 10 tokens: retries stop once 5 failed attempts took theirs (without throttling, 80).
+    assert 20 < attempts <= 26, attempts
+
+
 def test_a_large_batch_is_retried_too(fake: FakeServer) -> None:
     """gRPC retries only what fits its retry buffer (256 KiB by default)."""
     fake.servicer.fail_next = [grpc.StatusCode.UNAVAILABLE]

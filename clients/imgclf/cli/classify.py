@@ -12,7 +12,7 @@ from imgclf.cli import inputs
 from imgclf.cli.progress import Progress
 from imgclf.cli.render import classification_table, item_json, item_text, report_error
 from imgclf.client import ClassifierClient
-from imgclf.errors import ImgclfError, InvalidArgument
+from imgclf.errors import ImgclfError, InvalidArgument, error_for
 from imgclf.results import BatchItem, ItemError
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -60,11 +60,12 @@ def _classify_many(client: ClassifierClient, paths: list[Path], args: argparse.N
         progress.clear()
         if progress.done:
             _summary(progress, failures)
-        raise ImgclfError(
+        # The same kind of error (so the exit status stays the one documented for it).
+        raise error_for(
+            exc.code,
             f"stopped after {progress.done} of {len(files)} images: {exc.message}",
-            code=exc.code,
-            reason=exc.reason,
-            request_id=exc.request_id,
+            exc.reason,
+            exc.request_id,
         ) from exc
     progress.clear()
     if args.json:
