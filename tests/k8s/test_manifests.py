@@ -264,3 +264,19 @@ def test_every_ray_container_runs_the_default_serving_front(overlay: str) -> Non
         env = {e["name"]: e["value"] for e in container.get("env", [])}
         assert {key: env.get(key) for key in wanted} == wanted, name
         assert env[MESSAGE_SIZE_ENV] == str(MAX_MESSAGE_BYTES), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_readiness_probes_wait_longer_than_the_server_itself(overlay: str) -> None:
+    """A grpc.health.v1 Check pings every model replica and waits up to
+    HEALTH_PING_TIMEOUT_S for them; a probe that gives up sooner marks a busy pod unready."""
+    from imgclf_serve.ingress import HEALTH_PING_TIMEOUT_S
+
+    probes = 0
+    for name, spec in pod_specs((rayservice(overlay),)):
+        (container,) = spec["containers"]
+        probe = container.get("readinessProbe")
+        if probe and "grpc" in probe:
+            probes += 1
+            assert probe["timeoutSeconds"] >= HEALTH_PING_TIMEOUT_S + 2, name
+    assert probes >= 1
