@@ -44,7 +44,10 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
     image_limits = args.limits.image_limits()
     handles = {
         model.name: _model_deployment(
-            model, plans[model.name], image_limits, args.admission.replica_max_images
+            model,
+            plans[model.name],
+            image_limits,
+            args.admission.replica_bound(ingress_plan.replicas, plans[model.name].replicas),
         )
         for model in args.models
     }

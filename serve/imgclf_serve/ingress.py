@@ -31,6 +31,7 @@ from imgclf_serve import metrics, wire
 from imgclf_serve.admission import WorkAdmission
 from imgclf_serve.errors import (
     ClassifyError,
+    Code,
     InvalidArgument,
     ModelNotFound,
     Overloaded,
@@ -145,6 +146,7 @@ class ClassifierIngress:
         self._check_request_bytes(size)
         with self._admission.admitted(len(images), size):
             results = await self._classify_spread(name, images, k)
+        _raise_if_all_shed(results)
         items = [wire.batch_item(index, result) for index, result in enumerate(results)]
         return pb.ClassifyBatchResponse(model=name, items=items)
 
@@ -357,6 +359,16 @@ class ClassifierIngress:
 
 
 _BUSY = (asyncio.TimeoutError, TimeoutError, BackPressureError)
+
+
+def _raise_if_all_shed(results: list[ItemResult]) -> None:
+    """A call whose every image a replica refused for load fails as a whole, with
+    RESOURCE_EXHAUSTED, so clients back off and retry it (they do not retry single items)."""
+    errors = [result.error for result in results]
+    if errors and all(e is not None and e.code is Code.RESOURCE_EXHAUSTED for e in errors):
+        first = errors[0]
+        assert first is not None
+        raise Overloaded(first.message)
 
 
 def _quoted(text: str) -> str:

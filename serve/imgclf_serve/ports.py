@@ -5,11 +5,19 @@ from __future__ import annotations
 import secrets
 import socket
 
+# Linux hands out ephemeral ports (outgoing connections, port 0) from 32768-60999 and Ray its
+# workers' ports from 10002-19999: a port picked there can be taken before its server binds
+# it (seen: HAProxy's stats port). Single ports come from above that range, blocks below it.
+SINGLE_PORTS = range(61000, 65536)
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now on every address, outside the ranges others pick from at random."""
+    for _ in range(500):
+        port = SINGLE_PORTS.start + secrets.randbelow(len(SINGLE_PORTS))
+        if _bindable(port):
+            return port
+    raise RuntimeError(f"no free port in [{SINGLE_PORTS.start}, {SINGLE_PORTS.stop})")
 
 
 # Ingress replicas of one node under direct ingress take ports from a block of this size.

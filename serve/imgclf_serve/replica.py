@@ -153,13 +153,15 @@ class ModelReplica:
         if not self._admission.try_admit(len(images)):
             error = ItemError.from_exception(Overloaded(self._admission.refusal(len(images))))
             return [self._failed(error)] * len(images)
+        self._crash_if_injected(images)
+        return list(await asyncio.gather(*(self._admitted(image, top_k) for image in images)))
+
+    async def _admitted(self, image: bytes, k: int) -> ItemResult:
+        """One admitted image; it leaves the replica's count as soon as it is answered."""
         try:
-            self._crash_if_injected(images)
-            return list(
-                await asyncio.gather(*(self._classify_one(image, top_k) for image in images))
-            )
+            return await self._classify_one(image, k)
         finally:
-            self._admission.release(len(images))
+            self._admission.release(1)
 
     async def describe(self, slot: int | None = None) -> ReplicaInfo:
         """What this replica serves; answering at all means the model is loaded and warm.

@@ -161,23 +161,33 @@ class LimitsConfig(_Strict):
 
 class AdmissionConfig(_Strict):
     """Admission by work (admission.py): images and bytes in flight. A call over a bound gets
-    RESOURCE_EXHAUSTED before any of its images is decoded; an idle server admits any call
-    within `limits`. The wait of an admitted call is bounded by the images ahead of it:
-    about `replica_max_images` / (one replica's images per second), RELIABILITY.md."""
+    RESOURCE_EXHAUSTED before any of its images is decoded. An admitted call waits at most
+    for the images admitted ahead of it on its replica: about `replica_max_images` /
+    (one replica's images per second), RELIABILITY.md "Admission"."""
 
     ingress_max_images: int = Field(
-        512, ge=1, description="Images in flight through one ingress replica."
+        512,
+        ge=1,
+        description="Images in flight through one ingress replica; at least "
+        "limits.max_images_per_batch, so that any valid call fits.",
     )
     ingress_max_bytes: int = Field(
         256 * 1024 * 1024, ge=1, description="Bytes of images in flight through one ingress."
     )
-    replica_max_images: int = Field(
-        256,
+    replica_max_images: int | None = Field(
+        None,
         ge=1,
         description="Images one model replica holds (decoding, queued, on the core); a share "
-        "beyond it fails its images with RESOURCE_EXHAUSTED. Only 2 x max_batch_size of them "
-        "are decoded at a time.",
+        "beyond it fails its images with RESOURCE_EXHAUSTED (a replica with none admits any "
+        "share). Default: the ingress replicas' bound spread over the model's replicas, so "
+        "replicas refuse only what the ingresses would not have sent. Only 2 x max_batch_size "
+        "of them are decoded at a time.",
     )
+
+    def replica_bound(self, ingress_replicas: int, model_replicas: int) -> int:
+        if self.replica_max_images is not None:
+            return self.replica_max_images
+        return -(-ingress_replicas * self.ingress_max_images // model_replicas)
 
 
 class IngressConfig(_Strict):
@@ -224,6 +234,12 @@ class AppArgs(_Strict):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"models listed twice: {', '.join(duplicates)}")
+        if self.admission.ingress_max_images < self.limits.max_images_per_batch:
+            raise ValueError(
+                f"admission.ingress_max_images ({self.admission.ingress_max_images}) must be at "
+                f"least limits.max_images_per_batch ({self.limits.max_images_per_batch}), or "
+                "the largest valid call could never be admitted"
+            )
         if self.default_model is not None and self.default_model not in names:
             raise ValueError(
                 f"default_model {self.default_model!r} is not among the models: {', '.join(names)}"

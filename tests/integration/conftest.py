@@ -27,6 +27,10 @@ from tests.integration.figures import REPORTED
 NEURON_CORES = 4
 INGRESS_REPLICAS = 2  # the Serve config's ingress.cores_per_replica: 2 over 4 NeuronCores
 REQUEST_LIMIT = 32 * 1024 * 1024  # smaller than the default, to test it without 64 MiB calls
+# Admission sized to this VM (~20 img/s in all): an admitted call waits seconds, not minutes.
+# The ingress bound leaves room for single images beside one ClassifyBatch(256).
+INGRESS_MAX_IMAGES = 320
+REPLICA_MAX_IMAGES = 64
 FIGURES_FILE = Path(__file__).resolve().parents[2] / ".run" / "reliability-figures.txt"
 
 pytestmark = pytest.mark.integration
@@ -84,6 +88,8 @@ def integration_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg
     lite0["cpus_per_replica"] = 0.25  # four NeuronCore replicas on a 2-CPU machine
     app["args"]["ingress"]["cpus_per_replica"] = 0.25  # two ingress replicas (4 cores / 2)
     app["args"]["limits"]["max_request_bytes"] = REQUEST_LIMIT
+    app["args"]["admission"]["ingress_max_images"] = INGRESS_MAX_IMAGES
+    app["args"]["admission"]["replica_max_images"] = REPLICA_MAX_IMAGES
     app["args"]["models"].append(
         {
             "name": "resnet50",
