@@ -68,11 +68,13 @@ class HedgingConfig(_Strict):
     after_median_multiple: float = Field(3.0, ge=1.0)
     min_delay_s: float = Field(0.05, ge=0.0)
     max_hedged_fraction: float = Field(
-        0.1,
+        0.25,
         ge=0.0,
         le=1.0,
-        description="At most this fraction of recent shares is hedged, so a slow cluster as a "
-        "whole (overload) is not sent twice the work.",
+        description="At most this fraction of recent shares is hedged (one slow replica of "
+        "four straggles on a quarter of them), so a slow cluster as a whole is not sent "
+        "twice the work. A cluster slow all over also raises the median, so few shares are "
+        "late by 3x it.",
     )
 
 
