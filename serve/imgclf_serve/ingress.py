@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -48,9 +49,11 @@ from imgclf_serve.straggler import StragglerPolicy
 logger = logging.getLogger("ray.serve")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ClassifierService"].full_name
-# A replica that does not answer a health ping within this is busy (or hung: Serve's own
-# check of the replica finds that); the readiness probes' timeouts exceed it (k8s/).
+# The longest the health service waits (for Serve's controller, or a replica's description);
+# the readiness probes' timeouts exceed it (k8s/).
 HEALTH_PING_TIMEOUT_S = 2.0
+# Checks within this reuse the controller's last answer (probes of many pods, Watch streams).
+REPLICA_STATES_MAX_AGE_S = 1.0
 HEALTH_WATCH_PERIOD_S = 2.0
 # Model names longer than this are cut in error messages (a 100 KB name is not echoed).
 MAX_NAME_IN_MESSAGE = 64
@@ -98,6 +101,8 @@ class ClassifierIngress:
             for name, handle in handles.items()
         }
         self._warm: dict[str, int] = {}
+        self._running: dict[str, int] | None = None
+        self._states_read_at = -math.inf
         self._last_described: dict[str, ReplicaInfo] = {}
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
@@ -203,9 +208,8 @@ class ClassifierIngress:
 
     async def check_health(self) -> None:
         """Ray Serve's periodic health check of this ingress replica. It never fails the
-        ingress over its models (their replicas have their own check); it counts, while the
-        cluster is quiet, each model's warm replicas, so that a grpc.health.v1 Check arriving
-        at this ingress while every replica is busy can answer from the last count."""
+        ingress over its models (their replicas have their own check); it refreshes the warm
+        replica counts the health service answers from if Serve's controller is unreachable."""
         await asyncio.gather(*(self._count_warm(name) for name in self._models))
 
     # grpc.health.v1.Health: "" or the API's service name is the whole server; a model's name
@@ -333,16 +337,33 @@ class ClassifierIngress:
         return [service] if service in self._models else None
 
     async def _count_warm(self, name: str) -> int:
-        """Distinct replicas of `name` that answer a ping (one per slot reaches each running
-        replica; Serve routes only to replicas that have loaded and warmed up their model).
-        A replica too busy to answer in time still counts as it did last time."""
-        pings = [self._describe(name, slot) for slot in range(self._models[name].replicas)]
-        replies = await asyncio.gather(*pings, return_exceptions=True)
-        answered = {r.served_by.replica_id for r in replies if isinstance(r, ReplicaInfo)}
-        busy = any(isinstance(r, _BUSY) for r in replies)
-        warm = max(len(answered), self._warm.get(name, 0)) if busy else len(answered)
-        self._warm[name] = warm
-        return warm
+        """Replicas of `name` that Serve's controller reports RUNNING: a replica is RUNNING
+        only once its constructor and reconfigure() returned, and both warm its model up.
+        Busy replicas count (load does not take a pod out of its Service); replicas failing
+        Serve's health check (a hung core) stop counting when Serve replaces them. If the
+        controller cannot be asked, the last count stands: serving does not need it."""
+        running = await self._running_replicas()
+        if running is not None:
+            self._warm[name] = running.get(name, 0)
+        return self._warm.get(name, 0)
+
+    async def _running_replicas(self) -> dict[str, int] | None:
+        now = time.monotonic()
+        if now - self._states_read_at > REPLICA_STATES_MAX_AGE_S:
+            self._states_read_at = now
+            try:
+                status = await asyncio.wait_for(
+                    asyncio.to_thread(serve.status), HEALTH_PING_TIMEOUT_S
+                )
+                app = status.applications[serve.get_replica_context().app_name]
+                self._running = {
+                    deployment: _running(overview.replica_states)
+                    for deployment, overview in app.deployments.items()
+                }
+            except Exception as exc:
+                logger.warning("health: Serve's controller did not answer (%s)", type(exc).__name__)
+                self._running = None
+        return self._running
 
     async def _serving_status(self, models: list[str]) -> int:
         """SERVING while each of `models` has at least its `min_ready_replicas` warm."""
@@ -358,7 +379,10 @@ class ClassifierIngress:
         return health_pb2.HealthCheckResponse.SERVING
 
 
-_BUSY = (asyncio.TimeoutError, TimeoutError, BackPressureError)
+def _running(replica_states: dict[Any, int]) -> int:
+    return sum(
+        n for state, n in replica_states.items() if str(getattr(state, "value", state)) == "RUNNING"
+    )
 
 
 def _raise_if_all_shed(results: list[ItemResult]) -> None:
