@@ -4,6 +4,10 @@ the same API with the same status codes."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -40,6 +44,31 @@ def test_the_default_front_is_haproxy_over_ingress_replicas(server: Server) -> N
     assert reply.predictions[0].label == "tiger"
 
 
+def ingress_killed_under_calls(
+    cluster: LocalCluster, stub: pb_grpc.ClassifierServiceStub, image: bytes
+) -> dict[str, list[str]]:
+    """SIGKILL the ingress replica while 4 ClassifyBatch calls are in flight; their outcomes
+    by status code name, with the status messages."""
+    outcomes: dict[str, list[str]] = {}
+
+    def call() -> None:
+        try:
+            stub.ClassifyBatch(pb.ClassifyBatchRequest(images=[image] * 16), timeout=120)
+            outcomes.setdefault("OK", []).append("")
+        except grpc.RpcError as exc:
+            outcomes.setdefault(exc.code().name, []).append(exc.details() or "")
+
+    (ingress,) = cluster.replica_pids("ClassifierIngress")
+    calls = [threading.Thread(target=call) for _ in range(4)]
+    for thread in calls:
+        thread.start()
+    time.sleep(1.0)
+    os.kill(ingress, signal.SIGKILL)
+    for thread in calls:
+        thread.join(timeout=180)
+    return outcomes
+
+
 @pytest.mark.slow
 def test_rays_python_proxy_stays_selectable(tmp_path: Path, seed_images: dict[str, bytes]) -> None:
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
@@ -64,6 +93,12 @@ def test_rays_python_proxy_stays_selectable(tmp_path: Path, seed_images: dict[st
             assert_no_internals(refused.value.details())
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
             assert health.status == health_pb2.HealthCheckResponse.SERVING
+            # The ingress dies under calls in flight: Ray's proxy answers UNAVAILABLE (which
+            # clients retry) with a short message, not INTERNAL with Ray's actor details.
+            outcomes = ingress_killed_under_calls(cluster, stub, seed_images["tiger.jpg"])
+        assert set(outcomes) <= {"OK", "UNAVAILABLE"} and "UNAVAILABLE" in outcomes, outcomes
+        for details in outcomes["UNAVAILABLE"]:
+            assert_no_internals(details)
     finally:
         cluster.stop()
         assert cluster.pids() == []
