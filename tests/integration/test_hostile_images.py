@@ -1,7 +1,8 @@
 """A corpus of hostile and odd images (generated here from the seed images) through one real
 ClassifyBatch: valid ones classify with the right top-1 (EXIF orientation respected), invalid
 ones fail alone with INVALID_ARGUMENT and a reason, no message leaks internals, and no replica
-restarts. Reports the counts it saw."""
+restarts. Valid pixels with broken metadata (EXIF, ICC, text chunks) classify; formats outside
+the accepted six are refused. Reports the counts it saw."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from PIL import Image
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
-from tests.imagegen import encode, png_bomb, stored_for_orientation, with_orientation
+from tests.imagegen import (
+    encode,
+    jpeg_with_segment,
+    png_bomb,
+    png_with_chunk,
+    stored_for_orientation,
+    valid_exif,
+    webp_with_chunk,
+    with_orientation,
+)
 from tests.integration.conftest import assert_no_internals, replicas_of
 from tests.integration.figures import report
 
@@ -49,6 +59,23 @@ def corpus(tiger_jpeg: bytes) -> list[tuple[str, bytes, str | None]]:
         (f"EXIF orientation {o}", with_orientation(stored_for_orientation(tiger, o), o), "tiger")
         for o in range(1, 9)
     ]
+    garbage = bytes(range(256)) * 4
+    broken_exif = valid_exif(6)[:20] + b"\xff" * 40  # an IFD whose entries run off its end
+    # Valid pixels, broken metadata: classified with the metadata ignored, as browsers do.
+    cases += [
+        ("JPEG, broken EXIF block", jpeg_with_segment(tiger, 0xE1, broken_exif), "tiger"),
+        ("JPEG, garbage APP2 (ICC)", jpeg_with_segment(tiger, 0xE2, garbage), "tiger"),
+        ("PNG, empty gAMA chunk", png_with_chunk(tiger, b"gAMA", b""), "tiger"),
+        (
+            "PNG, garbage iCCP chunk",
+            png_with_chunk(tiger, b"iCCP", b"p\x00\x00" + garbage),
+            "tiger",
+        ),
+        ("PNG, garbage eXIf chunk", png_with_chunk(tiger, b"eXIf", garbage), "tiger"),
+        ("WebP, garbage EXIF chunk", webp_with_chunk(tiger, b"EXIF", garbage), "tiger"),
+        ("WebP, garbage ICCP chunk", webp_with_chunk(tiger, b"ICCP", garbage), "tiger"),
+        ("progressive JPEG", encode(tiger, "JPEG", quality=90, progressive=True), "tiger"),
+    ]
     invalid: list[tuple[str, bytes, str | None]] = [
         ("zero bytes", b"", "INVALID"),
         ("truncated PNG", png[: len(png) // 2], "INVALID"),
@@ -58,6 +85,10 @@ def corpus(tiger_jpeg: bytes) -> list[tuple[str, bytes, str | None]]:
         ("truncated WebP", webp[: len(webp) // 2], "INVALID"),
         ("HTML named .jpg", b"<!doctype html><html><body>not an image</body></html>", "INVALID"),
         ("PNG bomb 20000x20000", png_bomb(20000, 20000), "INVALID"),
+        ("JPEG 2000 (not an accepted format)", encode(tiger, "JPEG2000"), "INVALID"),
+        ("TGA (not an accepted format)", encode(tiger, "TGA"), "INVALID"),
+        ("ICO (not an accepted format)", encode(tiger, "ICO"), "INVALID"),
+        ("JPEG with 300 scan markers", tiger_jpeg + b"\xff\xda" * 300, "INVALID"),
     ]
     return cases + invalid
 
