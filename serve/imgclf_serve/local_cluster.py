@@ -176,9 +176,11 @@ class LocalCluster:
     def wait_serving(
         self, timeout_s: float = 600.0, progress: Callable[[str], None] = print
     ) -> None:
-        """Block until grpc.health.v1 Check answers SERVING. Every 10 s, read Serve's status:
-        fail early if the deploy failed, and pass new status messages (e.g. replicas waiting
-        for resources) to `progress`."""
+        """Block until grpc.health.v1 Check answers SERVING and every replica of every
+        deployment is RUNNING (Check needs only `min_ready_replicas` of each model; callers of
+        this want the whole application). Every 10 s, read Serve's status: fail early if the
+        deploy failed, and pass new status messages (e.g. replicas waiting for resources) to
+        `progress`."""
         deadline = time.monotonic() + timeout_s
         next_status_check = time.monotonic() + 10
         seen: set[str] = set()
@@ -187,7 +189,9 @@ class LocalCluster:
             while time.monotonic() < deadline:
                 with contextlib.suppress(grpc.RpcError):
                     reply = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING and (
+                        self.fully_deployed()
+                    ):
                         return
                 if time.monotonic() > next_status_check:
                     next_status_check = time.monotonic() + 10
@@ -261,6 +265,16 @@ class LocalCluster:
         front = self.front_env(worker.temp_dir)
         _run(command, {**self.env(), **front}, "ray start (worker node)")
         return worker
+
+    def fully_deployed(self) -> bool:
+        """Every deployment HEALTHY with all its replicas RUNNING."""
+        try:
+            status = self.serve_status()
+        except RuntimeError:
+            return False
+        return bool(status) and all(
+            d["status"] == "HEALTHY" and set(d["replicas"]) == {"RUNNING"} for d in status.values()
+        )
 
     def serve_status(self) -> dict[str, dict[str, Any]]:
         """Each deployment of each application: {"status": ..., "replicas": {state: count}},

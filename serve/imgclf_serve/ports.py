@@ -11,11 +11,18 @@ import socket
 SINGLE_PORTS = range(61000, 65536)
 
 
+# Ports this process handed out: a port nobody has bound yet is still free, so without this
+# two picks for one cluster could return the same port.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A port free now on every address, outside the ranges others pick from at random."""
+    """A port free now on every address, outside the ranges others pick from at random, and
+    not handed out before by this process."""
     for _ in range(500):
         port = SINGLE_PORTS.start + secrets.randbelow(len(SINGLE_PORTS))
-        if _bindable(port):
+        if port not in _HANDED_OUT and _bindable(port):
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError(f"no free port in [{SINGLE_PORTS.start}, {SINGLE_PORTS.stop})")
 
@@ -29,7 +36,8 @@ def free_port_block(size: int, low: int = 20000, high: int = 32000) -> range:
     for _ in range(200):
         start = secrets.randbelow((high - low - size) // size) * size + low
         block = range(start, start + size)
-        if all(_bindable(port) for port in block):
+        if _HANDED_OUT.isdisjoint(block) and all(_bindable(port) for port in block):
+            _HANDED_OUT.update(block)
             return block
     raise RuntimeError(f"no block of {size} free ports in [{low}, {high})")
 

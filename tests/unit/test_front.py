@@ -49,7 +49,13 @@ def test_node_env_keeps_haproxy_files_and_ingress_ports_per_node(tmp_path: Path)
 
 def test_port_blocks_are_free_and_distinct() -> None:
     first, second = free_port_block(64), free_port_block(64)
-    assert len(first) == 64 and first != second
+    assert len(first) == 64 and set(first).isdisjoint(second)
+
+
+def test_single_ports_are_distinct_and_outside_the_ephemeral_range() -> None:
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)  # never the same port twice, bound or not
+    assert all(61000 <= port <= 65535 for port in ports)
 
 
 def test_ray_2_60_direct_ingress_socket_option_leaves_so_reuseport_on() -> None:
