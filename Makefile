@@ -15,7 +15,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-sweep bench-triton clean
+.PHONY: help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-hedging bench-sweep bench-triton clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -107,6 +107,9 @@ bench: $(BENCH_INSTALLED) bench-triton ## imgclf vs Triton vs the in-process cei
 
 bench-capacity: $(BENCH_INSTALLED) ## the serving path alone (null model): capacity and CPU ms per call per process
 	$(BIN)/python -m bench.capacity
+
+bench-hedging: $(BENCH_INSTALLED) ## the straggler policy off vs on, interleaved: with even replicas and with a slow one
+	$(BIN)/python -m bench.hedging
 
 bench-decode: $(INSTALLED) ## the worst case per image: decode time and memory at the limits, per format and mode
 	$(BIN)/python -m bench.decode_budget

@@ -84,12 +84,14 @@ class ImgclfServer:
         front: Front = DEFAULT_FRONT,
         transport: Transport = DEFAULT_TRANSPORT,
         model: str = MODEL,
+        resources: dict[str, float] | None = None,
     ) -> ImgclfServer:
         """Start a cluster and deploy `config`; cold start = start to first Classify answered."""
         began = time.monotonic()
         server = cls(LocalCluster.create(front=front, transport=transport), workdir)
         server.cluster.start(
             num_cpus=num_cpus,
+            resources=resources,
             system_config={"metrics_report_interval_ms": 1000},
             extra_env=extra_env,
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from imgclf_serve.settings import HedgingConfig
-from imgclf_serve.straggler import MIN_SAMPLES, StragglerPolicy
+from imgclf_serve.straggler import MIN_SAMPLES, WINDOW_S, StragglerPolicy
 
 
 def test_no_hedge_until_enough_shares_were_timed() -> None:
@@ -44,3 +46,19 @@ def test_disabled_never_hedges() -> None:
     for _ in range(50):
         policy.finished(0.1, hedged=False)
     assert policy.hedge_after() is None
+
+
+def test_old_share_times_are_forgotten() -> None:
+    """A burst's long share times must not keep hedging off once traffic is quiet again."""
+    now = [0.0]
+    policy = StragglerPolicy(HedgingConfig(min_delay_s=0.0), clock=lambda: now[0])
+    for _ in range(100):
+        policy.finished(1.0, hedged=False)  # a burst: every share took a second
+    now[0] = 10.0
+    for _ in range(MIN_SAMPLES):
+        policy.finished(0.1, hedged=False)  # quiet: shares take 0.1 s
+    assert policy.hedge_after() == 3.0  # the burst still dominates the window
+    now[0] = 10.0 + WINDOW_S - 5.0
+    assert policy.hedge_after() == pytest.approx(0.3)  # the burst is older than WINDOW_S
+    now[0] = 100.0
+    assert policy.hedge_after() is None  # nothing recent: too few samples to judge
