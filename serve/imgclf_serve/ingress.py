@@ -90,25 +90,27 @@ class ClassifierIngress:
         )
         self._slots = SlotCounter()
         self._metrics = metrics.IngressMetrics()
-        self._straggler = StragglerPolicy(IngressUserConfig().hedging)
+        # Per model: their share times differ (a ResNet50 share is not late by Lite0's median).
+        self._stragglers = {name: StragglerPolicy(IngressUserConfig().hedging) for name in handles}
         self._senders = {
             name: ShareSender(
                 handle,
                 models[name].replicas,
-                self._straggler,
+                self._stragglers[name],
                 lambda event, name=name: self._metrics.share_event(name, event),
             )
             for name, handle in handles.items()
         }
-        self._warm: dict[str, int] = {}
-        self._running: dict[str, int] | None = None
+        # RUNNING replicas per deployment, as Serve's controller last reported them.
+        self._running: dict[str, int] = {}
         self._states_read_at = -math.inf
         self._last_described: dict[str, ReplicaInfo] = {}
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply the ingress's user_config (straggler hedging) in place."""
         config = IngressUserConfig.model_validate(user_config)
-        self._straggler.config = config.hedging
+        for straggler in self._stragglers.values():
+            straggler.config = config.hedging
         logger.info("ingress user_config: %s", config)
 
     # imgclf.v1.ClassifierService
@@ -210,7 +212,7 @@ class ClassifierIngress:
         """Ray Serve's periodic health check of this ingress replica. It never fails the
         ingress over its models (their replicas have their own check); it refreshes the warm
         replica counts the health service answers from if Serve's controller is unreachable."""
-        await asyncio.gather(*(self._count_warm(name) for name in self._models))
+        await self._running_replicas()
 
     # grpc.health.v1.Health: "" or the API's service name is the whole server; a model's name
     # is that model.
@@ -312,9 +314,9 @@ class ClassifierIngress:
                 results[index] = result
         return [result for result in results if result is not None]
 
-    async def _describe(self, name: str, slot: int | None = None) -> ReplicaInfo:
+    async def _describe(self, name: str) -> ReplicaInfo:
         info: ReplicaInfo = await asyncio.wait_for(
-            self._handles[name].describe.remote(slot=slot), HEALTH_PING_TIMEOUT_S
+            self._handles[name].describe.remote(), HEALTH_PING_TIMEOUT_S
         )
         self._last_described[name] = info
         return info
@@ -336,18 +338,13 @@ class ClassifierIngress:
             return list(self._models)
         return [service] if service in self._models else None
 
-    async def _count_warm(self, name: str) -> int:
-        """Replicas of `name` that Serve's controller reports RUNNING: a replica is RUNNING
-        only once its constructor and reconfigure() returned, and both warm its model up.
-        Busy replicas count (load does not take a pod out of its Service); replicas failing
-        Serve's health check (a hung core) stop counting when Serve replaces them. If the
-        controller cannot be asked, the last count stands: serving does not need it."""
-        running = await self._running_replicas()
-        if running is not None:
-            self._warm[name] = running.get(name, 0)
-        return self._warm.get(name, 0)
-
-    async def _running_replicas(self) -> dict[str, int] | None:
+    async def _running_replicas(self) -> dict[str, int]:
+        """Replicas per deployment that Serve's controller reports RUNNING: a replica is
+        RUNNING only once its constructor and reconfigure() returned, and both warm its model
+        up. Busy replicas count (load does not take a pod out of its Service); replicas failing
+        Serve's health check (a hung core) stop counting when Serve replaces them. Read at most
+        every REPLICA_STATES_MAX_AGE_S; if the controller cannot be asked, the last counts
+        stand: serving does not need it."""
         now = time.monotonic()
         if now - self._states_read_at > REPLICA_STATES_MAX_AGE_S:
             self._states_read_at = now
@@ -362,16 +359,15 @@ class ClassifierIngress:
                 }
             except Exception as exc:
                 logger.warning("health: Serve's controller did not answer (%s)", type(exc).__name__)
-                self._running = None
         return self._running
 
     async def _serving_status(self, models: list[str]) -> int:
         """SERVING while each of `models` has at least its `min_ready_replicas` warm."""
-        counts = await asyncio.gather(*(self._count_warm(name) for name in models))
+        running = await self._running_replicas()
         short = [
-            f"{name} {count}/{self._models[name].min_ready_replicas}"
-            for name, count in zip(models, counts, strict=True)
-            if count < self._models[name].min_ready_replicas
+            f"{name} {running.get(name, 0)}/{self._models[name].min_ready_replicas}"
+            for name in models
+            if running.get(name, 0) < self._models[name].min_ready_replicas
         ]
         if short:
             logger.info("health check: not serving (warm replicas: %s)", ", ".join(short))

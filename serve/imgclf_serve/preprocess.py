@@ -127,8 +127,8 @@ class DecodeBudget:
             raise DecodeCancelled
         if self._deadline is not None and time.monotonic() > self._deadline:
             raise InvalidImage(
-                f"decoding took longer than the {self.seconds:g} s an image may take "
-                "(max_decode_seconds); send a smaller or simpler image"
+                f"decoding took longer than the {self.seconds:g} s an image may take; "
+                "send a smaller or simpler image"
             )
 
 
@@ -283,20 +283,24 @@ def _check_scans(data: bytes, limits: ImageLimits) -> None:
 
 def _orientation(image: Image.Image) -> int:
     """The EXIF orientation (1-8), 1 when the EXIF block is missing or unreadable."""
-    try:
-        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    except Exception:  # broken metadata is ignored, as browsers do
-        return 1
-    return value if isinstance(value, int) and value in _ORIENTATION_TRANSPOSE else 1
+    return _orientation_in(image.getexif)
 
 
 def _orientation_of_block(exif_block: bytes) -> int:
     """The orientation in a raw EXIF block found in the container, 1 if unreadable."""
-    exif = Image.Exif()
-    try:
+
+    def read() -> Image.Exif:
+        exif = Image.Exif()
         exif.load(exif_block)
-        value = exif.get(EXIF_ORIENTATION_TAG, 1)
-    except Exception:  # broken metadata is ignored
+        return exif
+
+    return _orientation_in(read)
+
+
+def _orientation_in(read_exif: Callable[[], Image.Exif]) -> int:
+    try:
+        value = read_exif().get(EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # broken metadata is ignored, as browsers do
         return 1
     return value if isinstance(value, int) and value in _ORIENTATION_TRANSPOSE else 1
 

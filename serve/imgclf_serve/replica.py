@@ -2,8 +2,9 @@
 decodes images on a thread pool and merges them into batches for the core.
 
 Lifecycle: __init__ (pick backend, load, warm up) -> reconfigure(user_config) ->
-classify / classify_share per call -> _forward_batch per batch; Serve calls check_health
-every health_check_period_s and replaces a replica that fails it three times in a row.
+classify_share per call (a Classify is a share of one) -> _forward_batch per batch; Serve
+calls check_health every health_check_period_s and replaces a replica that fails it three
+times in a row.
 """
 
 from __future__ import annotations
@@ -139,10 +140,6 @@ class ModelReplica:
         probabilities: np.ndarray = self._backend.predict(self._canary)
         return probabilities
 
-    async def classify(self, image: bytes, top_k: int) -> ItemResult:
-        """One image -> its top-k predictions or its error."""
-        return (await self.classify_share([image], top_k, slot=None))[0]
-
     async def classify_share(
         self, images: list[bytes], top_k: int, slot: int | None
     ) -> list[ItemResult]:
@@ -163,9 +160,9 @@ class ModelReplica:
         finally:
             self._admission.release(1)
 
-    async def describe(self, slot: int | None = None) -> ReplicaInfo:
-        """What this replica serves; answering at all means the model is loaded and warm.
-        Health checks pass `slot` to reach each replica in turn (see routing.py)."""
+    async def describe(self) -> ReplicaInfo:
+        """What this replica serves (ListModels); answering at all means the model is loaded
+        and warm."""
         return ReplicaInfo(
             model=self._spec.name,
             input_size=self._spec.input_size,

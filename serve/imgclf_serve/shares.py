@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from ray.exceptions import RayActorError
@@ -73,12 +73,12 @@ class ShareSender:
         return results[0]
 
     async def _hedged(self, images: list[bytes], k: int, slot: int | None) -> list[ItemResult]:
-        delay = None if slot is None or self._replicas < 2 else self._straggler.hedge_after()
-        started = time.monotonic()
         first = self._handle.classify_share.remote(images, k, slot=slot)
-        if slot is None:
+        if slot is None:  # a Classify: routed by load, neither timed nor hedged
             results: list[ItemResult] = await first
             return results
+        started = time.monotonic()
+        delay = self._straggler.hedge_after() if self._replicas > 1 else None
         if delay is None:
             results = await first
             self._straggler.finished(time.monotonic() - started, hedged=False)
@@ -102,16 +102,12 @@ class ShareSender:
 class _Attempt:
     def __init__(self, response: DeploymentResponse) -> None:
         self.response = response
-        self.task: asyncio.Future[Any] = asyncio.ensure_future(_await(response))
+        self.task: asyncio.Future[Any] = asyncio.ensure_future(response)
 
     def cancel(self) -> None:
         if not self.task.done():
             self.task.cancel()
             self.response.cancel()
-
-
-async def _await(response: Awaitable[Any]) -> Any:
-    return await response
 
 
 async def _first_answer(attempts: list[_Attempt]) -> list[ItemResult]:
