@@ -4,9 +4,12 @@
   sent to the next replica too; the first answer wins and the other request is cancelled.
 - **Replica died** under a share (RayActorError: its process exited, its node was lost): the
   death may be unrelated to these images, or one of them may have caused it. Each image is
-  sent once more, alone, to a live replica; an image whose replica dies again fails alone with
-  INTERNAL, which clients do not retry, so an image that crashes replicas costs at most two of
-  them per call instead of (ingress retries x client attempts).
+  sent once more, alone, to a live replica, and no two of them are in flight on one replica
+  (distinct slots, in waves of one per live replica): a replica merges concurrent requests
+  into one forward pass, so an image that crashes it would take a good image sent beside it
+  along. An image whose replica dies again fails alone with INTERNAL, which clients do not
+  retry, so an image that crashes replicas costs at most two of them per call instead of
+  (ingress retries x client attempts).
 """
 
 from __future__ import annotations
@@ -59,12 +62,26 @@ class ShareSender:
         except REPLICA_DIED:
             logger.warning("a model replica stopped during a share of %d images", len(images))
             self._on_event("replica_died")
-        return list(await asyncio.gather(*(self._alone(image, k) for image in images)))
+        return await self._each_alone(images, k, slot)
 
-    async def _alone(self, image: bytes, k: int) -> ItemResult:
+    async def _each_alone(self, images: list[bytes], k: int, slot: int | None) -> list[ItemResult]:
+        """Each image once more, alone; one per live replica at a time. The dead replica's
+        slot is skipped: slots after it map to the replicas that were alive beside it."""
+        if slot is None:  # a Classify: its one image, routed by load
+            return [await self._alone(image, k, None) for image in images]
+        width = max(1, self._replicas - 1)
+        results: list[ItemResult] = []
+        for start in range(0, len(images), width):
+            wave = images[start : start + width]
+            results += await asyncio.gather(
+                *(self._alone(image, k, slot + 1 + n) for n, image in enumerate(wave))
+            )
+        return results
+
+    async def _alone(self, image: bytes, k: int, slot: int | None) -> ItemResult:
         try:
             results: list[ItemResult] = await self._handle.classify_share.remote(
-                [image], k, slot=None
+                [image], k, slot=slot
             )
         except REPLICA_DIED:
             logger.error("a model replica stopped again on an image sent alone; failing it")

@@ -70,13 +70,47 @@ def test_a_dead_replica_sends_each_image_again_alone() -> None:
     share_sender, handle, events = sender(behaviour)
     results = asyncio.run(share_sender.send([b"a", b"b", b"c"], 5, slot=7))
     assert [r.predictions[0].label for r in results] == ["a", "b", "c"]
-    assert [images for images, _ in handle.classify_share.calls] == [
-        [b"a", b"b", b"c"],
-        [b"a"],
-        [b"b"],
-        [b"c"],
+    assert handle.classify_share.calls == [
+        ([b"a", b"b", b"c"], 7),
+        ([b"a"], 8),  # the slots after the dead one's: the 3 replicas alive beside it
+        ([b"b"], 9),
+        ([b"c"], 10),
     ]
     assert events == ["replica_died"]
+
+
+def test_images_sent_again_alone_never_share_a_replica_with_each_other() -> None:
+    """A replica merges concurrent requests into one forward pass, so an image that crashes
+    it takes along whatever else it holds. Modelled here: 3 live replicas (slot mod 3); a
+    replica given the poison image fails every request it holds at that moment."""
+    live = 3
+    in_flight: dict[int, list[bytes]] = {}
+    most_at_once: dict[int, int] = {}
+
+    async def behaviour(images: list[bytes], slot: int | None) -> list[ItemResult]:
+        if len(images) > 1:
+            raise RayActorError()  # the first replica died under the whole share
+        assert slot is not None
+        replica = slot % live
+        held = in_flight.setdefault(replica, [])
+        held.append(images[0])
+        most_at_once[replica] = max(most_at_once.get(replica, 0), len(held))
+        try:
+            await asyncio.sleep(0.01)
+            if b"poison" in held:
+                raise RayActorError()
+            return [ok(images[0])]
+        finally:
+            held.remove(images[0])
+
+    share_sender, handle, events = sender(behaviour, replicas=live + 1)
+    share = [b"a", b"poison", b"b", b"c", b"d"]
+    results = asyncio.run(share_sender.send(share, 5, slot=5))
+    assert [r.predictions[0].label for r in results if r.error is None] == ["a", "b", "c", "d"]
+    assert results[1].error == CRASHED_ALONE
+    assert max(most_at_once.values()) == 1
+    assert [slot for _, slot in handle.classify_share.calls[1:]] == [6, 7, 8, 6, 7]
+    assert events == ["replica_died", "failed_alone"]
 
 
 def test_an_image_whose_replica_dies_again_alone_fails_alone_and_is_not_retried() -> None:
