@@ -12,7 +12,7 @@ RESOURCES ?=
 FRONT ?= haproxy
 TRANSPORT ?= grpc
 PROTOS := $(shell find protos -name '*.proto')
-GENERATED := clients/imgclf/v1/classifier_service_pb2.py
+GENERATED := clients/imgclf/v1/classifier_service_pb2.py serve/imgclf_serve/inference/grpc_service_pb2.py
 
 .DEFAULT_GOAL := help
 .PHONY: help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-hedging bench-sweep bench-triton clean
@@ -68,7 +68,7 @@ format: $(INSTALLED) ## apply ruff fixes and formatting
 typecheck: $(INSTALLED) ## mypy on the client package
 	$(BIN)/mypy
 
-protos: $(INSTALLED) ## regenerate clients/imgclf/v1 from protos/
+protos: $(INSTALLED) ## regenerate clients/imgclf/v1 and serve/imgclf_serve/inference from protos/
 	$(BIN)/python scripts/protos.py generate
 
 check-protos: $(INSTALLED) ## fail if the committed generated code differs from a fresh generation

@@ -55,6 +55,7 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
         model.name: ServedModel(
             replicas=plans[model.name].replicas,
             num_classes=get_spec(model.name).num_classes,
+            input_size=get_spec(model.name).input_size,
             min_ready_replicas=_min_ready(model, plans[model.name]),
         )
         for model in args.models

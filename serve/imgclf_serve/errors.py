@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import enum
 
+# Caller's text longer than this is cut in error messages (a 100 KB name is not echoed).
+MAX_QUOTED = 64
+
 
 class Code(enum.IntEnum):
     """The gRPC status codes the server returns; values equal google.rpc.Code."""
@@ -76,3 +79,10 @@ class ReplicaUnavailable(ClassifyError):
 
     code = Code.UNAVAILABLE
     reason = Reason.REPLICA_UNAVAILABLE
+
+
+def quoted(text: str) -> str:
+    """A caller's text, quoted and cut short for an error message."""
+    if len(text) <= MAX_QUOTED:
+        return repr(text)
+    return f"{text[:MAX_QUOTED]!r}... ({len(text)} characters)"

@@ -23,6 +23,7 @@ from ray.serve._private import proxy as ray_proxy
 from ray.serve._private.proxy_request_response import ResponseStatus
 
 from imgclf.v1 import classifier_service_pb2_grpc
+from imgclf_serve.inference import grpc_service_pb2_grpc as open_inference_pb2_grpc
 
 INGRESS_STOPPED = "the server's ingress replica stopped during this call; retry"
 INTERNAL_ERROR = "internal error; the server log has the details"
@@ -32,6 +33,11 @@ _MARK = "_imgclf_mapped"
 def add_classifier_servicer(servicer: Any, server: grpc.Server) -> None:
     install_status_mapping()
     classifier_service_pb2_grpc.add_ClassifierServiceServicer_to_server(servicer, server)
+
+
+def add_open_inference_servicer(servicer: Any, server: grpc.Server) -> None:
+    install_status_mapping()
+    open_inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
 
 
 def add_health_servicer(servicer: Any, server: grpc.Server) -> None:

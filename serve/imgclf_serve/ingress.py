@@ -1,6 +1,8 @@
-"""The gRPC edge: imgclf.v1.ClassifierService and grpc.health.v1.Health methods.
+"""The gRPC edge: imgclf.v1.ClassifierService, inference.GRPCInferenceService (the Open
+Inference Protocol) and grpc.health.v1.Health methods, on one port.
 
-Protos in, protos out; validation and status codes here, no model code. Every failure
+Protos in, protos out (wire.py and oip.py translate); validation and status codes here, no
+model code. Every failure
 becomes a status code and a short message (never a traceback) in `_answer`, which also
 records each call's metrics.
 """
@@ -8,6 +10,7 @@ records each call's metrics.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import math
 import time
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 from grpc_health.v1 import health_pb2
 from ray import serve
 from ray.exceptions import RayActorError
@@ -28,8 +32,9 @@ from ray.serve.grpc_util import RayServegRPCContext
 from ray.serve.handle import DeploymentHandle
 
 from imgclf.v1 import classifier_service_pb2 as pb
-from imgclf_serve import metrics, wire
+from imgclf_serve import metrics, oip, wire
 from imgclf_serve.admission import WorkAdmission
+from imgclf_serve.devices import DeviceKind
 from imgclf_serve.errors import (
     ClassifyError,
     Code,
@@ -37,7 +42,9 @@ from imgclf_serve.errors import (
     ModelNotFound,
     Overloaded,
     ReplicaUnavailable,
+    quoted,
 )
+from imgclf_serve.inference import grpc_service_pb2 as oip_pb
 from imgclf_serve.postprocess import DEFAULT_TOP_K
 from imgclf_serve.preprocess import check_size
 from imgclf_serve.results import ItemError, ItemResult, ReplicaInfo
@@ -49,16 +56,20 @@ from imgclf_serve.straggler import StragglerPolicy
 logger = logging.getLogger("ray.serve")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ClassifierService"].full_name
+OIP_RPCS = frozenset(oip_pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods_by_name)
 # The longest the health service waits (for Serve's controller, or a replica's description);
 # the readiness probes' timeouts exceed it (k8s/).
 HEALTH_PING_TIMEOUT_S = 2.0
 # Checks within this reuse the controller's last answer (probes of many pods, Watch streams).
 REPLICA_STATES_MAX_AGE_S = 1.0
 HEALTH_WATCH_PERIOD_S = 2.0
-# Model names longer than this are cut in error messages (a 100 KB name is not echoed).
-MAX_NAME_IN_MESSAGE = 64
 
 Response = TypeVar("Response")
+OIP_INSTANCE_KIND = {
+    DeviceKind.CPU: oip_pb.ModelInstanceGroup.KIND_CPU,
+    DeviceKind.GPU: oip_pb.ModelInstanceGroup.KIND_GPU,
+    DeviceKind.NEURON_CORE: oip_pb.ModelInstanceGroup.KIND_MODEL,
+}
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ class ServedModel:
 
     replicas: int
     num_classes: int
+    input_size: int
     min_ready_replicas: int = 1
 
 
@@ -136,6 +148,116 @@ class ClassifierIngress:
         work, empty = self._list_models(), pb.ListModelsResponse()
         return await self._answer("ListModels", None, 0, grpc_context, work, empty)
 
+    # inference.GRPCInferenceService (the Open Inference Protocol; oip.py)
+
+    async def ServerLive(
+        self, request: oip_pb.ServerLiveRequest, grpc_context: RayServegRPCContext
+    ) -> oip_pb.ServerLiveResponse:
+        return oip_pb.ServerLiveResponse(live=True)  # answering is being live
+
+    async def ServerReady(
+        self, request: oip_pb.ServerReadyRequest, grpc_context: RayServegRPCContext
+    ) -> oip_pb.ServerReadyResponse:
+        status = await self._serving_status(list(self._models))
+        return oip_pb.ServerReadyResponse(ready=status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def ModelReady(
+        self, request: oip_pb.ModelReadyRequest, grpc_context: RayServegRPCContext
+    ) -> oip_pb.ModelReadyResponse:
+        work, empty = self._model_ready(request.name, request.version), oip_pb.ModelReadyResponse()
+        return await self._answer("ModelReady", request.name, 0, grpc_context, work, empty)
+
+    async def ServerMetadata(
+        self, request: oip_pb.ServerMetadataRequest, grpc_context: RayServegRPCContext
+    ) -> oip_pb.ServerMetadataResponse:
+        return oip.server_metadata(importlib.metadata.version("imgclf"))
+
+    async def ModelMetadata(
+        self, request: oip_pb.ModelMetadataRequest, grpc_context: RayServegRPCContext
+    ) -> oip_pb.ModelMetadataResponse:
+        work, empty = self._model_metadata(request), oip_pb.ModelMetadataResponse()
+        return await self._answer("ModelMetadata", request.name, 0, grpc_context, work, empty)
+
+    async def ModelConfig(
+        self, request: oip_pb.ModelConfigRequest, grpc_context: RayServegRPCContext
+    ) -> oip_pb.ModelConfigResponse:
+        work, empty = self._model_config(request), oip_pb.ModelConfigResponse()
+        return await self._answer("ModelConfig", request.name, 0, grpc_context, work, empty)
+
+    async def RepositoryIndex(
+        self, request: oip_pb.RepositoryIndexRequest, grpc_context: RayServegRPCContext
+    ) -> oip_pb.RepositoryIndexResponse:
+        work, empty = self._repository_index(request.ready), oip_pb.RepositoryIndexResponse()
+        return await self._answer("RepositoryIndex", None, 0, grpc_context, work, empty)
+
+    async def ModelInfer(
+        self, request: oip_pb.ModelInferRequest, grpc_context: RayServegRPCContext
+    ) -> oip_pb.ModelInferResponse:
+        work, empty = self._model_infer(request), oip_pb.ModelInferResponse()
+        images = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 0
+        return await self._answer(
+            "ModelInfer", request.model_name, max(0, images), grpc_context, work, empty
+        )
+
+    async def _model_infer(self, request: oip_pb.ModelInferRequest) -> oip_pb.ModelInferResponse:
+        name = self._versioned(request.model_name, request.model_version)
+        call = oip.infer_call(request, self._facts(name), self._limits.max_images_per_batch)
+        self._check_request_bytes(call.nbytes)
+        with self._admission.admitted(len(call.images), call.nbytes):
+            results = await self._classify_spread(name, call.images, call.k)
+        _raise_if_all_shed(results)
+        failure = oip.first_failure(results, request.inputs[0].name)
+        if failure is not None:
+            raise failure
+        return oip.infer_response(request, call, name, results)
+
+    async def _model_ready(self, model: str, version: str) -> oip_pb.ModelReadyResponse:
+        name = self._versioned(model, version)
+        status = await self._serving_status([name])
+        return oip_pb.ModelReadyResponse(ready=status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def _model_metadata(
+        self, request: oip_pb.ModelMetadataRequest
+    ) -> oip_pb.ModelMetadataResponse:
+        return oip.model_metadata(self._facts(self._versioned(request.name, request.version)))
+
+    async def _model_config(self, request: oip_pb.ModelConfigRequest) -> oip_pb.ModelConfigResponse:
+        name = self._versioned(request.name, request.version)
+        info = await self._describe_or_last(name)
+        config = oip.model_config(
+            self._facts(name),
+            max_batch_size=self._limits.max_images_per_batch,
+            replicas=self._models[name].replicas,
+            instance_kind=OIP_INSTANCE_KIND[info.served_by.device_kind],
+            backend=info.served_by.backend,
+            forward_batch_size=info.max_batch_size,
+        )
+        return oip_pb.ModelConfigResponse(config=config)
+
+    async def _repository_index(self, ready_only: bool) -> oip_pb.RepositoryIndexResponse:
+        index = oip_pb.RepositoryIndexResponse()
+        for name in sorted(self._models):
+            ready = await self._serving_status([name]) == health_pb2.HealthCheckResponse.SERVING
+            if ready or not ready_only:
+                index.models.add(
+                    name=name,
+                    version=oip.MODEL_VERSION,
+                    state="READY" if ready else "UNAVAILABLE",
+                    reason="" if ready else "fewer warm replicas than min_ready_replicas",
+                )
+        return index
+
+    def _versioned(self, model: str, version: str) -> str:
+        name = self._model_named(model)
+        oip.check_version(name, version)
+        return name
+
+    def _facts(self, name: str) -> oip.ModelFacts:
+        served = self._models[name]
+        return oip.ModelFacts(name, served.input_size, served.num_classes)
+
+    # implementations
+
     async def _classify(self, request: pb.ClassifyRequest) -> pb.ClassifyResponse:
         name, k = self._resolve(request.model, request.top_k)
         check_size(request.image, self._image_limits)
@@ -198,7 +320,9 @@ class ClassifierIngress:
         finally:
             image_codes = image_codes or [code] * images
             elapsed = time.perf_counter() - started
-            self._metrics.finished(rpc, self._model_label(model), code, image_codes, elapsed)
+            self._metrics.finished(
+                rpc, _protocol(rpc), self._model_label(model), code, image_codes, elapsed
+            )
         return response
 
     def _model_label(self, model: str | None) -> str:
@@ -224,7 +348,7 @@ class ClassifierIngress:
         if models is None:
             grpc_context.set_code(grpc.StatusCode.NOT_FOUND)
             grpc_context.set_details(
-                f"unknown service {_quoted(request.service)}; ask for {SERVICE_NAME!r}, "
+                f"unknown service {quoted(request.service)}; ask for {SERVICE_NAME!r}, "
                 f"'' or a model: {', '.join(sorted(self._models))}"
             )
             return health_pb2.HealthCheckResponse()
@@ -249,14 +373,18 @@ class ClassifierIngress:
 
     # helpers
 
-    def _resolve(self, model: str, top_k: int) -> tuple[str, int]:
+    def _model_named(self, model: str) -> str:
         name = model or self._default_model
-        served = self._models.get(name)
-        if served is None:
+        if name not in self._models:
             deployed = ", ".join(sorted(self._models))
             raise ModelNotFound(
-                f"model {_quoted(name)} is not deployed; deployed models: {deployed}"
+                f"model {quoted(name)} is not deployed; deployed models: {deployed}"
             )
+        return name
+
+    def _resolve(self, model: str, top_k: int) -> tuple[str, int]:
+        name = self._model_named(model)
+        served = self._models[name]
         k = top_k or DEFAULT_TOP_K
         if not 1 <= k <= served.num_classes:
             raise InvalidArgument(
@@ -281,13 +409,16 @@ class ClassifierIngress:
                 "(max_request_bytes); split the batch"
             )
 
-    async def _classify_spread(self, name: str, images: list[bytes], k: int) -> list[ItemResult]:
+    async def _classify_spread(
+        self, name: str, images: list[bytes] | list[np.ndarray], k: int
+    ) -> list[ItemResult]:
         """Send equal shares of the images to distinct replicas; results in request order."""
         results: list[ItemResult | None] = [None] * len(images)
         sendable = []
         for index, image in enumerate(images):
             try:
-                check_size(image, self._image_limits)
+                if isinstance(image, bytes):
+                    check_size(image, self._image_limits)
                 sendable.append(index)
             except ClassifyError as exc:
                 results[index] = ItemResult(error=ItemError.from_exception(exc))
@@ -375,6 +506,10 @@ class ClassifierIngress:
         return health_pb2.HealthCheckResponse.SERVING
 
 
+def _protocol(rpc: str) -> str:
+    return metrics.OPEN_INFERENCE if rpc in OIP_RPCS else metrics.IMGCLF_V1
+
+
 def _running(replica_states: dict[Any, int]) -> int:
     return sum(
         n for state, n in replica_states.items() if str(getattr(state, "value", state)) == "RUNNING"
@@ -389,13 +524,6 @@ def _raise_if_all_shed(results: list[ItemResult]) -> None:
         first = errors[0]
         assert first is not None
         raise Overloaded(first.message)
-
-
-def _quoted(text: str) -> str:
-    """A caller's text, quoted and cut short for an error message."""
-    if len(text) <= MAX_NAME_IN_MESSAGE:
-        return repr(text)
-    return f"{text[:MAX_NAME_IN_MESSAGE]!r}... ({len(text)} characters)"
 
 
 def _as_classify_error(exc: BaseException, where: str) -> ClassifyError:

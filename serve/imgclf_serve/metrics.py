@@ -26,6 +26,9 @@ FILL_RATIO_BUCKETS: Final = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
 OK: Final = "OK"
 CANCELLED: Final = "CANCELLED"
 UNKNOWN_MODEL: Final = "unknown"
+# The `protocol` label: imgclf's own API, or the Open Inference Protocol (KServe v2 / Triton).
+IMGCLF_V1: Final = "imgclf.v1"
+OPEN_INFERENCE: Final = "open-inference-v2"
 
 
 GAUGE_REFRESH_S: Final = 1.0
@@ -58,21 +61,26 @@ class _HeldGauges:
 
 
 class IngressMetrics:
-    """Calls, images and latency per RPC, model and status code, seen at the gRPC edge."""
+    """Calls, images and latency per protocol, RPC, model and status code, seen at the gRPC
+    edge."""
 
     def __init__(self) -> None:
-        keys = ("rpc", "model", "code")
+        keys = ("protocol", "rpc", "model", "code")
         self._requests = Counter(
-            "imgclf_requests", "Calls answered, by RPC, model and gRPC status code.", keys
+            "imgclf_requests",
+            "Calls answered, by protocol (imgclf.v1, open-inference-v2), RPC, model and gRPC "
+            "status code.",
+            keys,
         )
         self._images = Counter(
             "imgclf_images",
-            "Images answered, by RPC, model and status code (a batch item's own code).",
+            "Images answered, by protocol, RPC, model and status code (a batch item's own code).",
             keys,
         )
         self._latency = Histogram(
             "imgclf_request_latency_seconds",
-            "Time from the call reaching the ingress to its answer, by RPC, model and code.",
+            "Time from the call reaching the ingress to its answer, by protocol, RPC, model "
+            "and code.",
             LATENCY_BUCKETS_S,
             keys,
         )
@@ -97,15 +105,21 @@ class IngressMetrics:
         self._gauges.set(self._in_flight, self._in_flight_count[rpc], {"rpc": rpc})
 
     def finished(
-        self, rpc: str, model: str, code: str, image_codes: Iterable[str], seconds: float
+        self,
+        rpc: str,
+        protocol: str,
+        model: str,
+        code: str,
+        image_codes: Iterable[str],
+        seconds: float,
     ) -> None:
         self._in_flight_count[rpc] -= 1
         self._gauges.set(self._in_flight, self._in_flight_count[rpc], {"rpc": rpc})
-        tags = {"rpc": rpc, "model": model, "code": code}
+        tags = {"protocol": protocol, "rpc": rpc, "model": model, "code": code}
         self._requests.inc(1, tags)
         self._latency.observe(seconds, tags)
         for image_code, count in Tally(image_codes).items():
-            self._images.inc(count, {"rpc": rpc, "model": model, "code": image_code})
+            self._images.inc(count, {**tags, "code": image_code})
 
 
 class ReplicaMetrics:

@@ -141,9 +141,11 @@ class ModelReplica:
         return probabilities
 
     async def classify_share(
-        self, images: list[bytes], top_k: int, slot: int | None
+        self, images: list[bytes] | list[np.ndarray], top_k: int, slot: int | None
     ) -> list[ItemResult]:
-        """A share of a ClassifyBatch call, in order. `slot` is read by the request router
+        """A share of a ClassifyBatch call, in order: encoded images, or arrays the caller
+        preprocessed (the Open Inference Protocol's PIXELS input, checked by the ingress for
+        this model's shape). `slot` is read by the request router
         (routing.py) to send each share of a call to a different replica. Over the replica's
         bound on images (admission.py) every image of the share fails RESOURCE_EXHAUSTED
         before any is decoded."""
@@ -153,7 +155,7 @@ class ModelReplica:
         self._crash_if_injected(images)
         return list(await asyncio.gather(*(self._admitted(image, top_k) for image in images)))
 
-    async def _admitted(self, image: bytes, k: int) -> ItemResult:
+    async def _admitted(self, image: bytes | np.ndarray, k: int) -> ItemResult:
         """One admitted image; it leaves the replica's count as soon as it is answered."""
         try:
             return await self._classify_one(image, k)
@@ -171,7 +173,7 @@ class ModelReplica:
             served_by=self._served_by,
         )
 
-    async def _classify_one(self, image: bytes, k: int) -> ItemResult:
+    async def _classify_one(self, image: bytes | np.ndarray, k: int) -> ItemResult:
         loop = asyncio.get_running_loop()
         arrived = time.perf_counter()
         cancelled = threading.Event()
@@ -201,12 +203,15 @@ class ModelReplica:
         return ItemResult(predictions, self._served_by)
 
     def _decode(
-        self, image: bytes, cancelled: Callable[[], bool] = lambda: False
+        self, image: bytes | np.ndarray, cancelled: Callable[[], bool] = lambda: False
     ) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
         if cancelled():
             raise DecodeCancelled
-        pixels = self._pixels_of(image, cancelled)
+        if isinstance(image, np.ndarray):  # preprocessed by the caller
+            pixels = image if self._backend.decodes else _NO_PIXELS
+        else:
+            pixels = self._pixels_of(image, cancelled)
         return pixels, time.perf_counter() - started
 
     def _decoded(self, image: bytes, cancelled: Callable[[], bool]) -> np.ndarray:
@@ -216,7 +221,7 @@ class ModelReplica:
         check_header(image, self._limits)
         return _NO_PIXELS
 
-    def _crash_if_injected(self, images: list[bytes]) -> None:
+    def _crash_if_injected(self, images: list[bytes] | list[np.ndarray]) -> None:
         poison = self._user_config.inject_faults.crash_on_image_sha256
         if poison and any(hashlib.sha256(image).hexdigest() in poison for image in images):
             logger.error("injected fault: exiting on an image listed in crash_on_image_sha256")

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
@@ -55,8 +56,11 @@ class ShareSender:
         self._straggler = straggler
         self._on_event = on_event
 
-    async def send(self, images: list[bytes], k: int, slot: int | None) -> list[ItemResult]:
-        """Results for `images`, in order. `slot` None: one Classify, routed by load."""
+    async def send(
+        self, images: list[bytes] | list[np.ndarray], k: int, slot: int | None
+    ) -> list[ItemResult]:
+        """Results for `images` (encoded, or preprocessed arrays), in order. `slot` None: one
+        Classify, routed by load."""
         try:
             return await self._hedged(images, k, slot)
         except REPLICA_DIED:
@@ -64,7 +68,9 @@ class ShareSender:
             self._on_event("replica_died")
         return await self._each_alone(images, k, slot)
 
-    async def _each_alone(self, images: list[bytes], k: int, slot: int | None) -> list[ItemResult]:
+    async def _each_alone(
+        self, images: list[bytes] | list[np.ndarray], k: int, slot: int | None
+    ) -> list[ItemResult]:
         """Each image once more, alone; one per live replica at a time. The dead replica's
         slot is skipped: slots after it map to the replicas that were alive beside it."""
         if slot is None:  # a Classify: its one image, routed by load
@@ -78,7 +84,7 @@ class ShareSender:
             )
         return results
 
-    async def _alone(self, image: bytes, k: int, slot: int | None) -> ItemResult:
+    async def _alone(self, image: bytes | np.ndarray, k: int, slot: int | None) -> ItemResult:
         try:
             results: list[ItemResult] = await self._handle.classify_share.remote(
                 [image], k, slot=slot
@@ -89,7 +95,9 @@ class ShareSender:
             return ItemResult(error=CRASHED_ALONE)
         return results[0]
 
-    async def _hedged(self, images: list[bytes], k: int, slot: int | None) -> list[ItemResult]:
+    async def _hedged(
+        self, images: list[bytes] | list[np.ndarray], k: int, slot: int | None
+    ) -> list[ItemResult]:
         first = self._handle.classify_share.remote(images, k, slot=slot)
         if slot is None:  # a Classify: routed by load, neither timed nor hedged
             results: list[ItemResult] = await first
