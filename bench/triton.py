@@ -22,6 +22,17 @@ from bench.processes import memory_mb
 from imgclf_serve.ports import free_port
 
 
+@dataclass(frozen=True)
+class OipTarget:
+    """A server the Open Inference Protocol load generator drives: its gRPC port, and the
+    model and BYTES input names it expects."""
+
+    system: str
+    grpc_port: int
+    model: str
+    input: str
+
+
 class TritonBench:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -32,6 +43,33 @@ class TritonBench:
 
     def why_unavailable(self) -> str:
         return f"{self.python} does not exist; run `make bench-triton` first"
+
+    def oip_load(
+        self,
+        target: OipTarget,
+        concurrency: int,
+        duration: float,
+        per_call: int = 1,
+        rate: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Drive `target` with bench.oip_load (tritonclient, in this venv); its LoadResult."""
+        args: list[object] = [target.grpc_port, concurrency, duration, per_call]
+        if rate is not None:
+            args.append(rate)
+        args += ["--system", target.system, "--model", target.model, "--input", target.input]
+        done = subprocess.run(
+            self._module("bench.oip_load", *args),
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=duration + 120,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{target.system} load failed: {done.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
 
     def _module(self, module: str, *args: object) -> list[str]:
         """The command that runs `module` with `args` in the Triton venv's Python."""
@@ -125,21 +163,14 @@ class TritonServer:
     def load(
         self, concurrency: int, duration: float, per_call: int = 1, rate: float | None = None
     ) -> dict[str, Any]:
-        args: list[object] = [self.grpc_port, concurrency, duration, per_call]
-        if rate is not None:
-            args.append(rate)
-        done = subprocess.run(
-            self.bench._module("bench.triton_load", *args),
-            cwd=self.bench.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=duration + 120,
+        return self.bench.oip_load(
+            OipTarget("triton", self.grpc_port, "efficientnet_lite0", "image"),
+            concurrency,
+            duration,
+            per_call,
+            rate,
+            self.env,
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"triton load failed: {done.stderr[-2000:]}")
-        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-        return result
 
     def pids(self) -> list[int]:
         return _tree(self.process.pid)

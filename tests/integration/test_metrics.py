@@ -1,7 +1,8 @@
 """imgclf's metrics through a real Prometheus scraping the real cluster, and the Grafana
 dashboards' queries run against it.
 
-A known set of calls (successes, bad images, an unknown model, shed load) moves the counters
+A known set of calls (successes, bad images, an unknown model, shed load, both protocols)
+moves the counters
 by exactly that much; every dashboard expression returns data. neuron-monitor can't run here,
 so Prometheus scrapes a real saved neuron-monitor scrape (tests/data) as a second target.
 """
@@ -12,6 +13,7 @@ import asyncio
 import json
 import math
 import re
+import struct
 import time
 import urllib.request
 from collections import Counter
@@ -19,9 +21,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 
 from imgclf import AsyncClassifierClient, ClassifierClient, ImgclfError
+from imgclf_serve.inference import grpc_service_pb2 as oip_pb
+from imgclf_serve.inference import grpc_service_pb2_grpc as oip_grpc
 from tests.conftest import IMAGES_DIR
 from tests.integration.conftest import NEURON_CORES, Server
 from tests.integration.prometheus import Prometheus, StaticMetrics
@@ -32,7 +37,8 @@ ROOT = Path(__file__).parents[2]
 DASHBOARDS = ROOT / "k8s" / "observability" / "dashboards"
 NEURON_SCRAPE = ROOT / "tests" / "data" / "neuron-metric-example.txt"
 LITE0 = "efficientnet-lite0"
-KEY = ("rpc", "model", "code")
+KEY = ("protocol", "rpc", "model", "code")
+V1, OIP = "imgclf.v1", "open-inference-v2"
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +64,7 @@ def prometheus(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @dataclass
 class Traffic:
-    """What the test sent, by (rpc, model, code), and the counters' movement it expects."""
+    """What the test sent, by (protocol, rpc, model, code), and the counters' movement it expects."""
 
     requests: Counter[tuple[str, ...]]
     images: Counter[tuple[str, ...]]
@@ -115,25 +121,45 @@ def send_known_calls(target: str) -> Traffic:
         for _ in range(2):
             client.classify_batch([*seeds, tiger, b"junk"])
         client.classify_batch([tiger] * 8)
+    model_infer(target, [*seeds, tiger])
+    with pytest.raises(grpc.RpcError):
+        model_infer(target, [tiger, b"junk"])
     return Traffic(
         requests=Counter({
-            ("Classify", LITE0, "OK"): 5,
-            ("Classify", LITE0, "INVALID_ARGUMENT"): 2,
-            ("Classify", "unknown", "NOT_FOUND"): 1,
-            ("Classify", "resnet50", "OK"): 1,
-            ("ClassifyBatch", LITE0, "OK"): 3,
+            (V1, "Classify", LITE0, "OK"): 5,
+            (V1, "Classify", LITE0, "INVALID_ARGUMENT"): 2,
+            (V1, "Classify", "unknown", "NOT_FOUND"): 1,
+            (V1, "Classify", "resnet50", "OK"): 1,
+            (V1, "ClassifyBatch", LITE0, "OK"): 3,
+            (OIP, "ModelInfer", LITE0, "OK"): 1,
+            (OIP, "ModelInfer", LITE0, "INVALID_ARGUMENT"): 1,
         }),
         images=Counter({
-            ("Classify", LITE0, "OK"): 5,
-            ("Classify", LITE0, "INVALID_ARGUMENT"): 2,
-            ("Classify", "unknown", "NOT_FOUND"): 1,
-            ("Classify", "resnet50", "OK"): 1,
-            ("ClassifyBatch", LITE0, "OK"): 14,
-            ("ClassifyBatch", LITE0, "INVALID_ARGUMENT"): 2,
+            (V1, "Classify", LITE0, "OK"): 5,
+            (V1, "Classify", LITE0, "INVALID_ARGUMENT"): 2,
+            (V1, "Classify", "unknown", "NOT_FOUND"): 1,
+            (V1, "Classify", "resnet50", "OK"): 1,
+            (V1, "ClassifyBatch", LITE0, "OK"): 14,
+            (V1, "ClassifyBatch", LITE0, "INVALID_ARGUMENT"): 2,
+            (OIP, "ModelInfer", LITE0, "OK"): 3,
+            (OIP, "ModelInfer", LITE0, "INVALID_ARGUMENT"): 2,  # the call failed as a whole
         }),
-        core_images=Counter({LITE0: 19, "resnet50": 1}),
+        core_images=Counter({LITE0: 19 + 4, "resnet50": 1}),  # 4: the good images of ModelInfer
         shed=0,
     )  # fmt: skip
+
+
+def model_infer(target: str, images: list[bytes]) -> None:
+    """A ModelInfer of the Open Inference Protocol with the server's own generated stub (the
+    third-party clients run in test_open_inference.py)."""
+    request = oip_pb.ModelInferRequest(model_name=LITE0, raw_input_contents=[raw_bytes(images)])
+    request.inputs.add(name="IMAGE", datatype="BYTES", shape=[len(images)])
+    with grpc.insecure_channel(target) as channel:
+        oip_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=120)
+
+
+def raw_bytes(elements: list[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(element)) + element for element in elements)
 
 
 async def burst(target: str, calls: int) -> Counter[str]:
@@ -170,8 +196,8 @@ def traffic(server: Server, prometheus: Prometheus) -> tuple[Traffic, dict, dict
     sent = send_known_calls(server.cluster.grpc_target)
     outcomes = shed_load(server)
     for code, count in outcomes.items():
-        sent.requests["Classify", LITE0, code] += count
-        sent.images["Classify", LITE0, code] += count
+        sent.requests[V1, "Classify", LITE0, code] += count
+        sent.images[V1, "Classify", LITE0, code] += count
     sent.core_images[LITE0] += outcomes["OK"]
     sent.shed = outcomes["RESOURCE_EXHAUSTED"]
 
@@ -192,7 +218,7 @@ def test_counters_moved_by_exactly_the_calls_made(traffic) -> None:  # type: ign
     assert sent.shed > 0
     assert delta(after["requests"], before["requests"]) == sent.requests
     assert delta(after["images"], before["images"]) == sent.images
-    print(f"\ncalls by (rpc, model, code): {dict(sent.requests)}")
+    print(f"\ncalls by (protocol, rpc, model, code): {dict(sent.requests)}")
 
 
 def test_histograms_count_every_call_and_image(traffic) -> None:  # type: ignore[no-untyped-def]
