@@ -25,8 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 # Top-level proto directory -> where its generated package goes, relative to the root.
 OUT_DIRS = {"imgclf": Path("clients"), "inference": Path("serve/imgclf_serve")}
-# Generated imports of a proto package -> the Python package it lives in.
-IMPORT_REWRITES = {"from inference import ": "from imgclf_serve.inference import "}
+# Generated names of a proto package's modules -> the Python package they live in: imports, and
+# the module name the message classes carry (pickle, which Ray's proxy uses, imports it).
+IMPORT_REWRITES = {
+    "from inference import ": "from imgclf_serve.inference import ",
+    "(DESCRIPTOR, 'inference.": "(DESCRIPTOR, 'imgclf_serve.inference.",
+}
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 

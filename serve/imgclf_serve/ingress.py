@@ -194,9 +194,13 @@ class ClassifierIngress:
         self, request: oip_pb.ModelInferRequest, grpc_context: RayServegRPCContext
     ) -> oip_pb.ModelInferResponse:
         work, empty = self._model_infer(request), oip_pb.ModelInferResponse()
-        images = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 0
         return await self._answer(
-            "ModelInfer", request.model_name, max(0, images), grpc_context, work, empty
+            "ModelInfer",
+            request.model_name,
+            self._claimed_images(request),
+            grpc_context,
+            work,
+            empty,
         )
 
     async def _model_infer(self, request: oip_pb.ModelInferRequest) -> oip_pb.ModelInferResponse:
@@ -246,6 +250,12 @@ class ClassifierIngress:
                     reason="" if ready else "fewer warm replicas than min_ready_replicas",
                 )
         return index
+
+    def _claimed_images(self, request: oip_pb.ModelInferRequest) -> int:
+        """Images a ModelInfer call counts in the metrics: its first input's first dimension,
+        bounded by the per-call limit (a malformed call may claim any number)."""
+        shape = request.inputs[0].shape if request.inputs else []
+        return min(max(shape[0], 0), self._limits.max_images_per_batch) if shape else 0
 
     def _versioned(self, model: str, version: str) -> str:
         name = self._model_named(model)

@@ -1,6 +1,6 @@
 """The serving front: the session's cluster answers through HAProxy (the default), with no
 Python proxy on the request path; Ray Serve's Python gRPC proxy stays selectable and serves
-the same API with the same status codes."""
+the same APIs (imgclf.v1, the Open Inference Protocol, health) with the same status codes."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_serve.front import Front
 from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster
 from tests.integration.conftest import Server, assert_no_internals
+from tests.integration.open_inference import labels, model_infer
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +94,9 @@ def test_rays_python_proxy_stays_selectable(tmp_path: Path, seed_images: dict[st
             assert_no_internals(refused.value.details())
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
             assert health.status == health_pb2.HealthCheckResponse.SERVING
+            # The Open Inference Protocol through the same proxy.
+            images = [seed_images["tiger.jpg"], seed_images["strawberry.jpg"]]
+            assert labels(model_infer(cluster.grpc_target, images))[::5] == ["tiger", "strawberry"]
             # The ingress dies under calls in flight: Ray's proxy answers UNAVAILABLE (which
             # clients retry) with a short message, not INTERNAL with Ray's actor details.
             outcomes = ingress_killed_under_calls(cluster, stub, seed_images["tiger.jpg"])

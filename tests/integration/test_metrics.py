@@ -13,7 +13,6 @@ import asyncio
 import json
 import math
 import re
-import struct
 import time
 import urllib.request
 from collections import Counter
@@ -25,10 +24,9 @@ import grpc
 import pytest
 
 from imgclf import AsyncClassifierClient, ClassifierClient, ImgclfError
-from imgclf_serve.inference import grpc_service_pb2 as oip_pb
-from imgclf_serve.inference import grpc_service_pb2_grpc as oip_grpc
 from tests.conftest import IMAGES_DIR
 from tests.integration.conftest import NEURON_CORES, Server
+from tests.integration.open_inference import model_infer
 from tests.integration.prometheus import Prometheus, StaticMetrics
 
 pytestmark = pytest.mark.integration
@@ -64,7 +62,7 @@ def prometheus(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @dataclass
 class Traffic:
-    """What the test sent, by (protocol, rpc, model, code), and the counters' movement it expects."""
+    """What the test sent, by (protocol, rpc, model, code), and the counters' expected moves."""
 
     requests: Counter[tuple[str, ...]]
     images: Counter[tuple[str, ...]]
@@ -147,19 +145,6 @@ def send_known_calls(target: str) -> Traffic:
         core_images=Counter({LITE0: 19 + 4, "resnet50": 1}),  # 4: the good images of ModelInfer
         shed=0,
     )  # fmt: skip
-
-
-def model_infer(target: str, images: list[bytes]) -> None:
-    """A ModelInfer of the Open Inference Protocol with the server's own generated stub (the
-    third-party clients run in test_open_inference.py)."""
-    request = oip_pb.ModelInferRequest(model_name=LITE0, raw_input_contents=[raw_bytes(images)])
-    request.inputs.add(name="IMAGE", datatype="BYTES", shape=[len(images)])
-    with grpc.insecure_channel(target) as channel:
-        oip_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=120)
-
-
-def raw_bytes(elements: list[bytes]) -> bytes:
-    return b"".join(struct.pack("<I", len(element)) + element for element in elements)
 
 
 async def burst(target: str, calls: int) -> Counter[str]:

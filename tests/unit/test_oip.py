@@ -3,6 +3,7 @@ real clients run against the real server in tests/interop)."""
 
 from __future__ import annotations
 
+import pickle
 import struct
 
 import numpy as np
@@ -192,3 +193,11 @@ def test_versions_and_metadata() -> None:
     ]
     assert [t.name for t in metadata.outputs] == list(oip.OUTPUTS) and metadata.versions == ["1"]
     assert "classification" in oip.server_metadata("0.1.0").extensions
+
+
+def test_generated_messages_pickle_as_rays_python_proxy_sends_them() -> None:
+    """Ray's gRPC proxy pickles the request for the ingress: the message classes must name the
+    module they live in (scripts/protos.py rewrites the generated module name)."""
+    message = request(shape=(1,), raw_input_contents=[raw_bytes(b"a")])
+    assert type(message).__module__ == "imgclf_serve.inference.grpc_service_pb2"
+    assert pickle.loads(pickle.dumps(message)) == message
