@@ -15,7 +15,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py serve/imgclf_serve/inference/grpc_service_pb2.py
 
 .DEFAULT_GOAL := help
-.PHONY: oip-clients help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-hedging bench-sweep bench-triton clean
+.PHONY: oip-clients perf-analyzer bench-perf-analyzer help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-hedging bench-sweep bench-triton clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -123,6 +123,21 @@ bench-hedging: $(BENCH_INSTALLED) ## the straggler policy off vs on, interleaved
 
 bench-decode: $(INSTALLED) ## the worst case per image: decode time and memory at the limits, per format and mode
 	$(BIN)/python -m bench.decode_budget
+
+PERF_ANALYZER_VENV := .venv-perf-analyzer
+
+# perf_analyzer ships in tritonclient's wheel up to 2.60; 2.55-2.60 need glibc 2.38 (Debian 12
+# has 2.36), so 2.50.0. It links libcudart 12 (no GPU used) and libb64.
+perf-analyzer: ## Triton's C++ load generator (tritonclient 2.50.0's perf_analyzer) in .venv-perf-analyzer
+	test -x $(PERF_ANALYZER_VENV)/bin/perf_analyzer || { $(PYTHON) -m venv $(PERF_ANALYZER_VENV) && \
+		$(PERF_ANALYZER_VENV)/bin/pip install --quiet --no-deps 'tritonclient==2.50.0' nvidia-cuda-runtime-cu12; }
+	@ldconfig -p | grep -q libb64.so.0d || { \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get install -y --no-install-recommends libb64-0d \
+		|| { $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends libb64-0d; }; }
+
+bench-perf-analyzer: $(BENCH_INSTALLED) bench-triton perf-analyzer ## perf_analyzer (C++) against imgclf and Triton over the Open Inference Protocol, interleaved
+	$(BIN)/python -m bench.perf_analyzer
 
 bench-sweep: $(BENCH_INSTALLED) bench-triton ## every configuration over concurrency 1-64, with plots (about 10 min)
 	$(BIN)/python -m bench.run

@@ -49,6 +49,15 @@ SYSTEMS = ("imgclf", "imgclf-oip", "triton")
 OPEN_LOOP_SHARES = (0.5, 0.8)
 
 
+def imgclf_config() -> dict[str, Any]:
+    """imgclf's Serve config for the side-by-side runs: two model replicas of one CPU each. One
+    node, no head to keep it off: the ingress reserves no CPU slot, so the two replicas get one
+    each, as Triton's two instances do."""
+    config = serve_config(REPLICAS, 1)
+    config["applications"][0]["args"]["ingress"] = {"cpus_per_replica": 0}
+    return config
+
+
 def imgclf_slice(
     server: ImgclfServer, per_call: int, in_flight: int, seconds: float, rate: float | None = None
 ) -> dict[str, Any]:
@@ -89,10 +98,7 @@ def run(slice_s: float, repeats: int) -> dict[str, Any]:
     if not triton.available():
         raise SystemExit(triton.why_unavailable())
     results: dict[str, Any] = {"machine": machine(), "slice_s": slice_s, "points": []}
-    config = serve_config(REPLICAS, 1)
-    # One node, no head to keep it off: the ingress reserves no CPU slot, so the two model
-    # replicas get one each, as Triton's two instances do.
-    config["applications"][0]["args"]["ingress"] = {"cpus_per_replica": 0}
+    config = imgclf_config()
     with (
         tempfile.TemporaryDirectory(prefix="imgclf-compare-") as tmp,
         triton.serving(REPLICAS) as triton_server,

@@ -33,6 +33,9 @@ class OipTarget:
     input: str
 
 
+START_ATTEMPTS = 3
+
+
 class TritonBench:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -89,36 +92,51 @@ class TritonBench:
 
     @contextlib.contextmanager
     def serving(self, threads: int) -> Iterator[TritonServer]:
-        http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
         env = {
             "LD_LIBRARY_PATH": str(sysconfig.get_config_var("LIBDIR")),
             "PATH": "/usr/bin:/bin",
             "HOME": str(Path.home()),
             "TRITON_THREADS": str(threads),
         }
-        began = time.monotonic()
-        process = subprocess.Popen(
-            self._module("bench.triton_app", http_port, grpc_port, metrics_port),
-            cwd=self.root,
-            env=env,
-            start_new_session=True,
-        )
+        for attempt in range(1, START_ATTEMPTS + 1):
+            began = time.monotonic()
+            http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+            process = subprocess.Popen(
+                self._module("bench.triton_app", http_port, grpc_port, metrics_port),
+                cwd=self.root,
+                env=env,
+                start_new_session=True,
+            )
+            try:
+                if self._wait_ready(process, http_port):
+                    break
+            except BaseException:
+                _stop(process)
+                raise
+            _stop(process)
+            print(f"  Triton exited before its model loaded (attempt {attempt})", flush=True)
+        else:
+            raise RuntimeError(f"Triton did not start in {START_ATTEMPTS} attempts")
         try:
-            self._wait_ready(http_port)
             yield TritonServer(self, process, grpc_port, env, round(time.monotonic() - began, 2))
         finally:
             _stop(process)
 
     @staticmethod
-    def _wait_ready(port: int) -> None:
+    def _wait_ready(process: subprocess.Popen[bytes], port: int) -> bool:
+        """True once the model is ready; False if Triton exited first. PyTriton 0.7.0's model
+        instances race for a handshake socket (the second may connect between the first's
+        bind and listen: ConnectionRefusedError), which fails the load now and then."""
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False
             try:
                 # the model's own readiness: the server answers ready before its model is
                 url = f"http://127.0.0.1:{port}/v2/models/efficientnet_lite0/ready"
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200:
-                        return
+                        return True
             except OSError:
                 time.sleep(0.5)
         raise RuntimeError("Triton did not become ready in 180 s")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-from pytriton.triton import Triton, TritonConfig
+from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
 
 from imgclf_serve.models import get_spec
 from imgclf_serve.preprocess import ImageLimits, load_image
@@ -52,7 +52,10 @@ def main() -> None:
         grpc_port=grpc_port,
         metrics_port=metrics_port,
     )
-    with Triton(config=config) as triton:
+    # No token on statistics and the rest (PyTriton's default): perf_analyzer reads them, and
+    # this server listens on 127.0.0.1 only.
+    open_endpoints = TritonSecurityConfig(restricted_endpoints=[])
+    with Triton(config=config, security_config=open_endpoints) as triton:
         triton.bind(
             model_name="efficientnet_lite0",
             infer_func=[make_infer() for _ in range(INSTANCES)],

@@ -436,8 +436,12 @@ class ClassifierIngress:
             [sendable[i] for i in part]
             for part in split_evenly(len(sendable), self._models[name].replicas)
         ]
-        first_slot = self._slots.reserve(len(shares))
         sender = self._senders[name]
+        if len(sendable) == 1:  # one image: routed by load and merged into batches, as Classify
+            [index] = sendable
+            [results[index]] = await sender.send([images[index]], k, slot=None)
+            return [result for result in results if result is not None]
+        first_slot = self._slots.reserve(len(shares))
         replies = await asyncio.gather(
             *(
                 sender.send([images[i] for i in share], k, slot=first_slot + n)

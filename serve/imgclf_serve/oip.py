@@ -105,7 +105,9 @@ def model_metadata(model: ModelFacts) -> pb.ModelMetadataResponse:
         versions=[MODEL_VERSION],
         platform=PLATFORM,
         inputs=[
-            tensor(name=IMAGE, datatype="BYTES", shape=[-1]),
+            # [-1, 1], the batch dimension and ModelConfig's dims, as Triton's tooling derives
+            # it (perf_analyzer sets shapes from it); requests may also send [N].
+            tensor(name=IMAGE, datatype="BYTES", shape=[-1, 1]),
             tensor(name=PIXELS, datatype="FP32", shape=[-1, *model.pixels_shape()]),
         ],
         outputs=[

@@ -52,7 +52,7 @@ def test_tritonclient_sync_health_metadata_inference_and_errors(server: Server) 
     assert "classification" in seen["server"]["extensions"]
     assert seen["metadata"] == {
         "versions": ["1"],
-        "inputs": [["IMAGE", "BYTES", ["-1"]], ["PIXELS", "FP32", ["-1", "3", "224", "224"]]],
+        "inputs": [["IMAGE", "BYTES", ["-1", "1"]], ["PIXELS", "FP32", ["-1", "3", "224", "224"]]],
         "outputs": [["PROBABILITIES", "FP32"], ["CLASS_INDEX", "INT64"], ["LABELS", "BYTES"]],
     }
     assert seen["config"]["instances"] == NEURON_CORES  # one replica per NeuronCore

@@ -188,7 +188,7 @@ def test_versions_and_metadata() -> None:
         oip.check_version("m", "2")
     metadata = oip.model_metadata(LITE0)
     assert [(t.name, t.datatype, list(t.shape)) for t in metadata.inputs] == [
-        ("IMAGE", "BYTES", [-1]),
+        ("IMAGE", "BYTES", [-1, 1]),
         ("PIXELS", "FP32", [-1, 3, 224, 224]),
     ]
     assert [t.name for t in metadata.outputs] == list(oip.OUTPUTS) and metadata.versions == ["1"]
