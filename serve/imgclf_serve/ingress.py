@@ -56,6 +56,7 @@ from imgclf_serve.straggler import StragglerPolicy
 logger = logging.getLogger("ray.serve")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ClassifierService"].full_name
+PACKAGE_VERSION = importlib.metadata.version("imgclf")
 OIP_RPCS = frozenset(oip_pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods_by_name)
 # The longest the health service waits (for Serve's controller, or a replica's description);
 # the readiness probes' timeouts exceed it (k8s/).
@@ -170,7 +171,7 @@ class ClassifierIngress:
     async def ServerMetadata(
         self, request: oip_pb.ServerMetadataRequest, grpc_context: RayServegRPCContext
     ) -> oip_pb.ServerMetadataResponse:
-        return oip.server_metadata(importlib.metadata.version("imgclf"))
+        return oip.server_metadata(PACKAGE_VERSION)
 
     async def ModelMetadata(
         self, request: oip_pb.ModelMetadataRequest, grpc_context: RayServegRPCContext

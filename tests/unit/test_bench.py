@@ -122,3 +122,35 @@ def test_cpu_sample_counts_this_process_by_role() -> None:
     assert used.by_role["load generator"] >= 0.15
     assert used.processes == {"load generator": 1}
     assert cpu.role_of(os.getpid()) == "other"
+
+
+def test_perf_analyzer_data_carries_bytes_elements_with_their_length(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """perf_analyzer sends a "b64" value as the tensor's raw contents, as it is."""
+    import base64
+    import json
+    import struct
+
+    from bench.perf_analyzer import input_data
+    from bench.run import IMAGES
+
+    entries = json.loads(input_data(tmp_path / "d.json", "IMAGE").read_text())["data"]
+    assert len(entries) == len(IMAGES)
+    raw = base64.b64decode(entries[0]["IMAGE"]["b64"])
+    assert struct.unpack("<I", raw[:4]) == (len(IMAGES[0]),) and raw[4:] == IMAGES[0]
+
+
+def test_perf_analyzer_report_has_per_slice_rates_and_ratios() -> None:
+    from bench.perf_analyzer import markdown as perf_markdown
+
+    points = [
+        {"system": system, "concurrency": c, "images_per_s": rate, "p50_ms": 30.0,
+         "p99_ms": 40.0, "repeat": r}
+        for r in range(2)
+        for c, system, rate in ((1, "imgclf", 30.0), (1, "triton", 25.0), (16, "imgclf", 45.0),
+                                (16, "triton", 50.0))
+    ]  # fmt: skip
+    results = {"started": "2026-12-01T00:00:00", "machine": {}, "slice_s": 6, "points": points}
+    text = perf_markdown(results)
+    assert "| 16 | triton | 50.0, 50.0 | 30.0 | 40.0 |" in text
+    assert "- 1 in flight, imgclf / Triton: 1.20x (min 1.20, max 1.20, n=2)" in text
+    assert "- 16 in flight, imgclf / Triton: 0.90x" in text
