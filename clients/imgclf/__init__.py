@@ -10,6 +10,8 @@
 subclasses; the generated imgclf.v1 messages live in `imgclf.v1`.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from imgclf.aio import AsyncClassifierClient
 from imgclf.client import ClassifierClient
 from imgclf.errors import (
@@ -39,6 +41,11 @@ from imgclf.results import (
     ServerModels,
 )
 
+try:
+    __version__ = version("imgclf")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
     "TLS",
     "USE_CLIENT_DEFAULT",
@@ -67,4 +74,5 @@ __all__ = [
     "ServedBy",
     "ServerModels",
     "Unavailable",
+    "__version__",
 ]

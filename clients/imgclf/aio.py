@@ -132,9 +132,11 @@ class AsyncClassifierClient:
         response = await self._call(self._stub.ListModels, request, self._calls.timeout(timeout))
         return _wire.server_models(response)
 
-    async def health(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> HealthStatus:
+    async def health(
+        self, *, service: str = "", timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> HealthStatus:
         """grpc.health.v1 status; see `ClassifierClient.health`."""
-        request = health_pb2.HealthCheckRequest()
+        request = health_pb2.HealthCheckRequest(service=service)
         response = await self._call(self._health.Check, request, self._calls.timeout(timeout))
         return _wire.health_status(response)
 

@@ -158,12 +158,13 @@ class ClassifierClient:
         response = self._call(self._stub.ListModels, request, self._calls.timeout(timeout))
         return _wire.server_models(response)
 
-    def health(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> HealthStatus:
-        """grpc.health.v1 status: SERVING once every model replica has loaded and warmed up.
+    def health(self, *, service: str = "", timeout: Timeout = USE_CLIENT_DEFAULT) -> HealthStatus:
+        """grpc.health.v1 status: SERVING while every model (or the model named by `service`)
+        has its warm replicas.
 
-        Raises Unavailable when the server can't be reached.
+        Raises Unavailable when the server can't be reached, NotFound for an unknown service.
         """
-        request = health_pb2.HealthCheckRequest()
+        request = health_pb2.HealthCheckRequest(service=service)
         response = self._call(self._health.Check, request, self._calls.timeout(timeout))
         return _wire.health_status(response)
 

@@ -49,6 +49,7 @@ class FakeClassifierServicer(pb_grpc.ClassifierServiceServicer):
     gate: int = 0
     released_upto: int = 0
     health_status: int = health_pb2.HealthCheckResponse.SERVING
+    health_services: list[str] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -173,6 +174,7 @@ class FakeHealthServicer(health_pb2_grpc.HealthServicer):
         self._servicer = servicer
 
     async def Check(self, request: Any, context: Any) -> health_pb2.HealthCheckResponse:
+        self._servicer.health_services.append(request.service)
         return health_pb2.HealthCheckResponse(status=self._servicer.health_status)
 
 

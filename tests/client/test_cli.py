@@ -36,59 +36,143 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_one_image_prints_a_table_or_the_prototypes_json(
+FAKE_SERVED_BY = {  # what the fake server's Classify says (its batch items say nothing)
+    "replica_id": "fake-replica",
+    "device_kind": "neuron_core",
+    "core_ids": [3],
+    "backend": "cpu",
+    "node_id": "",
+}
+
+
+def record(path: Path, label: str, served_by: object = None) -> dict[str, object]:
+    """What --json and --jsonl print for an image the fake server classified."""
+    return {
+        "path": str(path),
+        "model": "fake-model",
+        "predictions": [{"label": label, "class_index": 0, "probability": 1.0}],
+        "served_by": served_by,
+    }
+
+
+def test_one_image_prints_a_table_a_record_or_the_prototypes_json(
     capsys: pytest.CaptureFixture[str], fake: FakeServer, folder: Path
 ) -> None:
-    code, out, err = run(capsys, "classify", str(folder / "a.jpg"), "--target", fake.target)
+    image = folder / "a.jpg"
+    code, out, err = run(capsys, "classify", str(image), "--target", fake.target)
     assert code == 0 and err == ""
     assert "a.jpg" in out and "fake-model" in out and "1. cat" in out and "100.00%" in out
 
-    code, out, _ = run(capsys, "classify", str(folder / "a.jpg"), "--json", "--target", fake.target)
+    code, out, _ = run(capsys, "classify", str(image), "--json", "--target", fake.target)
+    assert code == 0 and json.loads(out) == [
+        record(image, "cat", FAKE_SERVED_BY)
+    ]  # a list, even of one
+
+    code, out, _ = run(capsys, "classify", str(image), "--jsonl", "--target", fake.target)
+    assert code == 0 and [json.loads(line) for line in out.splitlines()] == [
+        record(image, "cat", FAKE_SERVED_BY)
+    ]
+
+    argv = ["classify", str(image), "--prototype-json", "--target", fake.target]
+    code, out, _ = run(capsys, *argv)
     assert code == 0 and json.loads(out) == {"cat": 1.0}
 
 
-def test_several_images_print_a_list_in_order_and_fail_on_a_bad_one(
+def test_several_images_print_records_in_order_and_fail_on_a_bad_one(
     capsys: pytest.CaptureFixture[str], fake: FakeServer, folder: Path
 ) -> None:
-    paths = [str(folder / p) for p in ("b/c.PNG", "b/d.webp", "a.jpg")]
-    code, out, err = run(capsys, "classify", *paths, "--json", "--target", fake.target)
-    assert code == 1
+    paths = [folder / p for p in ("b/c.PNG", "b/d.webp", "a.jpg")]
+    for flag in ("--json", "--jsonl"):
+        code, out, err = run(capsys, "classify", *map(str, paths), flag, "--target", fake.target)
+        assert code == 1
+        records = json.loads(out) if flag == "--json" else [json.loads(x) for x in out.splitlines()]
+        first, failed, last = records
+        assert first == record(paths[0], "dog") and last == record(paths[2], "cat")
+        assert failed["path"] == str(paths[1]) and set(failed) == {"path", "error"}
+        assert failed["error"]["code"] == "INVALID_ARGUMENT"
+        assert failed["error"]["reason"] == "INVALID_IMAGE"
+        assert "classified 2 of 3 images" in err and "1 failed" in err
+        assert f"{paths[1]}: INVALID_ARGUMENT: image 1: cannot decode" in err
+
+    argv = ["classify", *map(str, paths), "--prototype-json", "--target", fake.target]
+    code, out, _ = run(capsys, *argv)
     first, failed, last = json.loads(out)
-    assert first == {"dog": 1.0} and last == {"cat": 1.0}
-    assert failed["error"]["code"] == "INVALID_ARGUMENT"
-    assert failed["error"]["reason"] == "INVALID_IMAGE"
-    assert "classified 2 of 3 images" in err and "1 failed" in err
-    assert f"{paths[1]}: INVALID_ARGUMENT: image 1: cannot decode" in err
+    assert first == {"dog": 1.0} and last == {"cat": 1.0} and "error" in failed
 
 
-def test_recursive_walks_image_files_and_keys_json_by_path(
+def test_a_failed_single_image_is_a_record_with_its_error(
     capsys: pytest.CaptureFixture[str], fake: FakeServer, folder: Path
 ) -> None:
-    code, out, _ = run(
-        capsys,
-        "classify",
-        "-r",
-        str(folder),
-        "--json",
-        "--chunk-size",
-        "2",
-        "--target",
-        fake.target,
-    )
+    argv = ["classify", str(folder / "b/d.webp"), "--json", "--target", fake.target]
+    code, out, _ = run(capsys, *argv)
     assert code == 1
-    results = json.loads(out)
-    assert list(results) == [
-        str(folder / "a.jpg"),
-        str(folder / "b/c.PNG"),
-        str(folder / "b/d.webp"),
-    ]
-    assert results[str(folder / "a.jpg")] == {"cat": 1.0}
-    assert "error" in results[str(folder / "b/d.webp")]
+    [failed] = json.loads(out)
+    assert (
+        failed["path"] == str(folder / "b/d.webp") and failed["error"]["code"] == "INVALID_ARGUMENT"
+    )
+
+
+def test_recursive_walks_image_files_in_order(
+    capsys: pytest.CaptureFixture[str], fake: FakeServer, folder: Path
+) -> None:
+    argv = ["classify", "-r", str(folder), "--chunk-size", "2", "--target", fake.target]
+    code, out, _ = run(capsys, *argv, "--json")
+    assert code == 1
+    walked = [str(folder / "a.jpg"), str(folder / "b/c.PNG"), str(folder / "b/d.webp")]
+    assert [r["path"] for r in json.loads(out)] == walked
     assert [c.images for c in fake.servicer.calls_to("ClassifyBatch")] == [2, 1]
+
+    code, out, _ = run(capsys, *argv, "--prototype-json")
+    results = json.loads(out)  # keyed by path: the walk's order is not the arguments'
+    assert list(results) == walked and results[walked[0]] == {"cat": 1.0}
 
     code, out, _ = run(capsys, "classify", "-r", str(folder / "b"), "--target", fake.target)
     assert code == 1
     assert "1. dog" in out and "FAILED INVALID_ARGUMENT" in out
+
+
+def test_an_image_from_standard_input(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeServer,
+    folder: Path,
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"owl")))
+    code, out, _ = run(
+        capsys, "classify", "-", str(folder / "a.jpg"), "--json", "--target", fake.target
+    )
+    assert code == 0
+    assert [r["path"] for r in json.loads(out)] == ["-", str(folder / "a.jpg")]
+    assert json.loads(out)[0]["predictions"][0]["label"] == "owl"
+    code, _, err = run(capsys, "classify", "-", "-", "--target", fake.target)
+    assert code == 2 and "'-' (standard input) may be given once" in err
+
+
+def test_connection_options_before_or_after_the_command_and_headers(
+    capsys: pytest.CaptureFixture[str], fake: FakeServer, folder: Path
+) -> None:
+    image = str(folder / "a.jpg")
+    before = ["--target", fake.target, "-H", "x-tenant: blue", "classify", image]
+    assert run(capsys, *before)[0] == 0
+    after = ["classify", image, "--target", fake.target, "--header", "X-Trace:7"]
+    assert run(capsys, *after)[0] == 0
+    # Given after the command, an option replaces the value given before it.
+    both = ["--target", "127.0.0.1:1", "classify", image, "--target", fake.target]
+    assert run(capsys, *both)[0] == 0
+    first, second, _ = fake.servicer.calls_to("Classify")
+    assert first.metadata["x-tenant"] == "blue" and second.metadata["x-trace"] == "7"
+    code, _, err = run(capsys, "-H", "no-colon", "health", "--target", fake.target)
+    assert code == 2 and "expected KEY:VALUE" in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import imgclf
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out == f"imgclf {imgclf.__version__}\n"
+    assert imgclf.__version__ != "0+unknown"  # the installed distribution's
 
 
 @pytest.mark.parametrize(
@@ -206,8 +290,31 @@ def test_models_and_health(capsys: pytest.CaptureFixture[str], fake: FakeServer)
     assert json.loads(out)["limits"]["max_images_per_batch"] == 256
 
     assert run(capsys, "health", "--target", fake.target)[:2] == (0, "SERVING\n")
+    assert run(capsys, "health", "--service", "lite0", "--target", fake.target)[0] == 0
+    assert fake.servicer.health_services[-2:] == ["", "lite0"]
     fake.servicer.health_status = 2
     assert run(capsys, "health", "--target", fake.target)[:2] == (1, "NOT_SERVING\n")
+
+
+def test_health_wait_polls_until_serving_or_the_time_is_up(
+    capsys: pytest.CaptureFixture[str], fake: FakeServer
+) -> None:
+    import threading
+
+    fake.servicer.health_status = 2
+    threading.Timer(1.5, lambda: setattr(fake.servicer, "health_status", 1)).start()
+    code, out, _ = run(capsys, "health", "--wait", "30", "--target", fake.target)
+    assert (code, out) == (0, "SERVING\n")
+    assert len(fake.servicer.health_services) >= 2  # polled, not asked once
+
+    fake.servicer.health_status = 2
+    assert run(capsys, "health", "--wait", "1.5", "--target", fake.target)[:2] == (
+        1,
+        "NOT_SERVING\n",
+    )
+    # Unreachable meanwhile is not an error until the time is up; then it is exit 3.
+    code, _, err = run(capsys, "health", "--wait", "1.5", "--target", "127.0.0.1:1")
+    assert code == 3 and "cannot reach" in err
 
 
 def test_the_progress_line_is_drawn_only_on_a_terminal() -> None:

@@ -103,17 +103,25 @@ def run_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
-def test_cli_json_has_the_prototypes_shape(server: Server) -> None:
+def test_cli_json_records_and_the_prototypes_shape(server: Server) -> None:
     paths = [str(IMAGES_DIR / name) for name in SEED_TOP1]
     done = run_cli(server, "classify", *paths, "--json")
     assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert [r["path"] for r in records] == paths
+    for found, label in zip(records, SEED_TOP1.values(), strict=True):
+        assert found["model"] == "efficientnet-lite0" and len(found["predictions"]) == 5
+        assert found["predictions"][0]["label"] == label
+        assert found["served_by"]["device_kind"] == "neuron_core"
+
+    done = run_cli(server, "classify", *paths, "--prototype-json")
     per_image = json.loads(done.stdout)
     assert isinstance(per_image, list) and len(per_image) == 3
     for top5, label in zip(per_image, SEED_TOP1.values(), strict=True):
         assert len(top5) == 5 and next(iter(top5)) == label
         assert all(isinstance(p, float) and 0 <= p <= 1 for p in top5.values())
 
-    single = run_cli(server, "classify", paths[1], "--json")
+    single = run_cli(server, "classify", paths[1], "--prototype-json")
     assert single.returncode == 0 and next(iter(json.loads(single.stdout))) == "tiger"
 
 

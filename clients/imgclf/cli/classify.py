@@ -1,5 +1,7 @@
 """`imgclf classify`: one image through Classify; several, or folders, streamed through
-ClassifyBatch with a progress line and a summary."""
+ClassifyBatch with a progress line and a summary. Output: a table per image, `--json` (a list
+of records of one shape), `--jsonl` (a record per line as results arrive), or
+`--prototype-json` (the eks-neuron prototype's {label: probability})."""
 
 from __future__ import annotations
 
@@ -10,52 +12,71 @@ from pathlib import Path
 
 from imgclf.cli import inputs
 from imgclf.cli.progress import Progress
-from imgclf.cli.render import classification_table, item_json, item_text, report_error
+from imgclf.cli.render import (
+    classification_table,
+    item_record,
+    item_text,
+    prototype_json,
+    report_error,
+)
 from imgclf.client import ClassifierClient
 from imgclf.errors import ImgclfError, InvalidArgument, error_for
 from imgclf.results import BatchItem, ItemError
 
 EXIT_OK, EXIT_FAILED = 0, 1
+TABLE, JSON, JSONL, PROTOTYPE = "table", "json", "jsonl", "prototype"
 
 
 def run_classify(client: ClassifierClient, args: argparse.Namespace) -> int:
-    paths = inputs.check_paths(args.paths, args.recursive)
-    if len(paths) == 1 and not paths[0].is_dir():
-        return _classify_one(client, paths[0], args)
-    return _classify_many(client, paths, args)
+    sources = inputs.sources(args.paths, args.recursive, sys.stdin.buffer)
+    if len(sources) == 1 and not any(Path(raw).is_dir() for raw in args.paths):
+        return _classify_one(client, sources[0], args)
+    return _classify_many(client, sources, args)
 
 
-def _classify_one(client: ClassifierClient, path: Path, args: argparse.Namespace) -> int:
+def _classify_one(client: ClassifierClient, source: inputs.Source, args: argparse.Namespace) -> int:
     try:
-        result = client.classify(path, top_k=args.top_k, model=args.model)
+        item: BatchItem = client.classify(source.image, top_k=args.top_k, model=args.model)
     except InvalidArgument as exc:
-        return report_error(f"{path}: {exc}", EXIT_FAILED)
-    print(
-        json.dumps(result.as_dict(), indent=2)
-        if args.json
-        else classification_table(str(path), result)
-    )
-    return EXIT_OK
+        if args.output == TABLE:
+            return report_error(f"{source.name}: {exc}", EXIT_FAILED)
+        item = ItemError(0, exc.code, exc.reason or "", exc.message)
+    if args.output == TABLE:
+        assert not isinstance(item, ItemError)
+        print(classification_table(source.name, item))
+    elif args.output == PROTOTYPE:
+        print(json.dumps(prototype_json(item), indent=2))
+    elif args.output == JSONL:
+        print(json.dumps(item_record(source.name, item)))
+    else:
+        print(json.dumps([item_record(source.name, item)], indent=2))
+    return EXIT_FAILED if isinstance(item, ItemError) else EXIT_OK
 
 
-def _classify_many(client: ClassifierClient, paths: list[Path], args: argparse.Namespace) -> int:
-    files = list(inputs.image_files(paths)) if args.recursive else paths
+def _classify_many(
+    client: ClassifierClient, sources: list[inputs.Source], args: argparse.Namespace
+) -> int:
     progress = Progress(sys.stderr, enabled=sys.stderr.isatty())
-    results: list[tuple[Path, BatchItem]] = []
-    failures: list[tuple[Path, ItemError]] = []
+    collected: list[tuple[str, BatchItem]] = []
+    failures: list[tuple[str, ItemError]] = []
     items = client.classify_iter(
-        files, chunk_size=args.chunk_size, top_k=args.top_k, model=args.model
+        [source.image for source in sources],
+        chunk_size=args.chunk_size,
+        top_k=args.top_k,
+        model=args.model,
     )
     try:
-        for path, item in zip(files, items, strict=True):
+        for source, item in zip(sources, items, strict=True):
             progress.update(item.ok)
             if isinstance(item, ItemError):
-                failures.append((path, item))
-            if args.json:
-                results.append((path, item))
+                failures.append((source.name, item))
+            progress.clear()
+            if args.output == TABLE:
+                print(item_text(source.name, item), flush=True)
+            elif args.output == JSONL:
+                print(json.dumps(item_record(source.name, item)), flush=True)
             else:
-                progress.clear()
-                print(item_text(str(path), item), flush=True)
+                collected.append((source.name, item))
     except ImgclfError as exc:
         progress.clear()
         if progress.done:
@@ -63,30 +84,32 @@ def _classify_many(client: ClassifierClient, paths: list[Path], args: argparse.N
         # The same kind of error (so the exit status stays the one documented for it).
         raise error_for(
             exc.code,
-            f"stopped after {progress.done} of {len(files)} images: {exc.message}",
+            f"stopped after {progress.done} of {len(sources)} images: {exc.message}",
             exc.reason,
             exc.request_id,
         ) from exc
     progress.clear()
-    if args.json:
-        print(json.dumps(_json_output(results, args.recursive), indent=2))
+    if args.output == JSON:
+        print(json.dumps([item_record(name, item) for name, item in collected], indent=2))
+    elif args.output == PROTOTYPE:
+        print(json.dumps(_prototype_output(collected, args.recursive), indent=2))
     _summary(progress, failures)
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def _json_output(results: list[tuple[Path, BatchItem]], by_path: bool) -> object:
+def _prototype_output(results: list[tuple[str, BatchItem]], by_path: bool) -> object:
     """A list in argument order, like the prototype's batch endpoint; keyed by path when
     folders were walked, since their order is the walk's."""
     if by_path:
-        return {str(path): item_json(item) for path, item in results}
-    return [item_json(item) for _, item in results]
+        return {name: prototype_json(item) for name, item in results}
+    return [prototype_json(item) for _, item in results]
 
 
-def _summary(progress: Progress, failures: list[tuple[Path, ItemError]]) -> None:
+def _summary(progress: Progress, failures: list[tuple[str, ItemError]]) -> None:
     print(
         f"classified {progress.done - progress.failed} of {progress.done} images in "
         f"{progress.elapsed():.1f} s ({progress.rate():.1f} img/s); {progress.failed} failed",
         file=sys.stderr,
     )
-    for path, error in failures:
-        print(f"  {path}: {error.code.name}: {error.message}", file=sys.stderr)
+    for name, error in failures:
+        print(f"  {name}: {error.code.name}: {error.message}", file=sys.stderr)

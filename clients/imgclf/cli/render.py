@@ -1,4 +1,5 @@
-"""How results look on the terminal: readable tables, or JSON in the prototype's shape."""
+"""How results look: readable tables; JSON records of one stable shape (`--json`, `--jsonl`);
+or the eks-neuron prototype's {label: probability} (`--prototype-json`)."""
 
 from __future__ import annotations
 
@@ -35,11 +36,29 @@ def item_text(name: str, item: BatchItem) -> str:
     return classification_table(name, item)
 
 
-def item_json(item: BatchItem) -> dict[str, Any]:
+def item_record(name: str, item: BatchItem) -> dict[str, Any]:
+    """One image's result, the same shape for one image or many: {"path", "model",
+    "predictions": [{"label", "class_index", "probability"}], "served_by"} or {"path",
+    "error": {"code", "reason", "message"}}."""
+    if isinstance(item, ItemError):
+        return {"path": name, "error": _error(item)}
+    return {
+        "path": name,
+        "model": item.model,
+        "predictions": _plain(list(item.predictions)),
+        "served_by": _plain(item.served_by),
+    }
+
+
+def prototype_json(item: BatchItem) -> dict[str, Any]:
     """{label: probability} like the eks-neuron prototype, or {"error": {...}}."""
     if isinstance(item, ItemError):
-        return {"error": {"code": item.code.name, "reason": item.reason, "message": item.message}}
+        return {"error": _error(item)}
     return item.as_dict()
+
+
+def _error(item: ItemError) -> dict[str, str]:
+    return {"code": item.code.name, "reason": item.reason, "message": item.message}
 
 
 def models_table(models: ServerModels) -> str:
