@@ -44,6 +44,8 @@ from imgclf_serve.ports import INGRESS_PORT_BLOCK, free_port, free_port_block, p
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "serve" / "serve_config.yaml"
+# The longest `stop` waits for the processes to exit and the ports to close.
+STOP_SETTLE_S = 60.0
 STATE_FILE = REPO_ROOT / ".run" / "local_cluster.json"
 RAY_BIN = Path(sys.executable).with_name("ray")
 SERVE_BIN = Path(sys.executable).with_name("serve")
@@ -240,9 +242,29 @@ class LocalCluster:
                     pids.append(pid)
         return pids
 
-    def stop(self, grace_s: float = 3.0) -> list[int]:
-        """Stop every process of this cluster (SIGTERM, then SIGKILL); returns their PIDs."""
-        return stop_processes(self.pids(), grace_s)
+    def stop(self, grace_s: float = 3.0, settle_s: float = STOP_SETTLE_S) -> list[int]:
+        """Stop every process of this cluster (SIGTERM, then SIGKILL) and return their PIDs
+        once none is left and none of its ports accepts connections: processes that appear
+        while it stops (a worker Ray was starting) are stopped too, and a script may start
+        another cluster on the same ports at once. Raises if that takes over `settle_s`."""
+        stopped: list[int] = []
+        deadline = time.monotonic() + settle_s
+        while True:
+            running = self.pids()
+            stopped += stop_processes(running, grace_s)
+            busy = [port for port in self.ports() if port_in_use(port)]
+            if not running and not busy:
+                return list(dict.fromkeys(stopped))
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the cluster in {self.temp_dir} did not stop in {settle_s:.0f} s: "
+                    f"processes {running}, ports still accepting connections {busy}"
+                )
+            time.sleep(0.2)
+
+    def ports(self) -> list[int]:
+        """The ports this cluster listens on that a caller names: GCS, gRPC, HTTP, metrics."""
+        return [self.gcs_port, self.grpc_port, self.http_port, self.metrics_port]
 
     def start_worker(self, *, num_cpus: int, resources: dict[str, float]) -> WorkerNode:
         """Join one more node to the cluster, on this machine, with its own temp dir (and so

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from imgclf_serve.local_cluster import LocalCluster, _last_exception
+from imgclf_serve.ports import free_port, port_in_use
 
 SLEEPER = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"  # noqa: E501
 
@@ -47,6 +48,45 @@ def test_stop_kills_the_cluster_processes_and_only_them(tmp_path: Path) -> None:
         for process in [*ours, theirs]:
             process.kill()
             process.wait()
+
+
+# Listens on a port; on SIGTERM it hands the socket to a new process (naming the temp dir, as
+# Ray's processes do) and exits: a process that appears while the cluster stops, holding a port.
+LISTENER = """
+import signal, socket, subprocess, sys, time
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen()
+HOLD = "import socket, sys, time; keep = socket.socket(fileno=int(sys.argv[1])); time.sleep(60)"
+def hand_over(*_):
+    fd = sock.fileno()
+    subprocess.Popen([sys.executable, "-c", HOLD, str(fd), sys.argv[2]], pass_fds=[fd])
+    sys.exit(0)
+signal.signal(signal.SIGTERM, hand_over)
+time.sleep(60)
+"""
+
+
+def test_stop_returns_once_late_processes_are_gone_and_the_ports_closed(tmp_path: Path) -> None:
+    port = free_port()
+    cluster = LocalCluster(
+        tmp_path / "ray", gcs_port=54323, grpc_port=port, http_port=2, metrics_port=3
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", LISTENER, str(port), f"--temp-dir={cluster.temp_dir}"]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not port_in_use(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert port_in_use(port)
+        stopped = cluster.stop(grace_s=2)
+        assert first.pid in stopped and len(stopped) == 2  # the listener, then its successor
+        assert not port_in_use(port) and cluster.pids() == []
+    finally:
+        first.kill()
+        first.wait()
 
 
 def test_state_round_trips(tmp_path: Path) -> None:
