@@ -42,7 +42,8 @@ def main() -> int:
     for path, item in zip(args.images, response.items, strict=True):
         if item.HasField("error"):
             failed += 1
-            print(f"{path.name}: {STATUS_NAME[item.error.code]}: {item.error.message}")
+            error = item.error
+            print(f"{path.name}: {STATUS_NAME[error.code]}: image {error.index}: {error.message}")
             continue
         served = item.served_by
         cores = ",".join(map(str, served.core_ids)) or "-"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import grpc
 from grpc_health.v1 import health_pb2
 
@@ -36,7 +34,6 @@ _BACKEND = {
     pb.BACKEND_NULL: Backend.NULL,
 }
 _STATUS_BY_NUMBER = {status.value[0]: status for status in grpc.StatusCode}
-_IMAGE_PREFIX = re.compile(r"^image \d+: ")
 _REASON = {number: reason_name(name) for name, number in pb.ErrorReason.items()}
 
 
@@ -71,7 +68,7 @@ def batch_item(model: str, index: int, item: pb.ClassifyBatchItem) -> BatchItem:
             code=_STATUS_BY_NUMBER.get(item.error.code, grpc.StatusCode.UNKNOWN),
             reason=_REASON.get(item.error.reason, ""),
             # The server counts within its call; the caller counts within the whole batch.
-            message=_IMAGE_PREFIX.sub(f"image {index}: ", item.error.message, count=1),
+            message=f"image {index}: {item.error.message}",
             served_by=where,
         )
     return Classification(model, predictions(list(item.predictions)), where)

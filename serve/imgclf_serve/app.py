@@ -15,7 +15,8 @@ import ray
 from ray.serve import Application
 from ray.serve.config import RequestRouterConfig
 
-from imgclf_serve.ingress import ClassifierIngress, ServedModel
+from imgclf_serve.classifier import ServedModel
+from imgclf_serve.ingress import ClassifierIngress
 from imgclf_serve.models import get_spec
 from imgclf_serve.placement import ReplicaPlan, plan_ingress, plan_replicas
 from imgclf_serve.preprocess import ImageLimits

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf_serve.devices import DeviceKind
-from imgclf_serve.errors import Code, Reason
+from imgclf_serve.errors import Reason
 from imgclf_serve.results import ItemResult, Prediction, ReplicaInfo, ServedBy
 
 DEVICE_KIND = {
@@ -60,7 +60,8 @@ def batch_item(index: int, result: ItemResult) -> pb.ClassifyBatchItem:
         item.served_by.CopyFrom(served_by_to_proto(result.served_by))
     if result.error is not None:
         item.error.code = int(result.error.code)
-        item.error.message = f"image {index}: {result.error.message}"
+        item.error.index = index
+        item.error.message = result.error.message
         item.error.reason = error_reason(result.error.reason)
     return item
 
@@ -76,10 +77,3 @@ def model_info(info: ReplicaInfo, replicas: int) -> pb.ModelInfo:
         replicas=replicas,
         max_batch_size=info.max_batch_size,
     )
-
-
-def item_code(item: pb.ClassifyBatchItem) -> str:
-    """The status code name of one batch item: "OK" or its error's code."""
-    if not item.HasField("error"):
-        return "OK"
-    return Code(item.error.code).name

@@ -90,7 +90,8 @@ class FakeClassifierServicer(pb_grpc.ClassifierServiceServicer):
                 if image.startswith(b"bad"):
                     error = pb.ItemError(
                         code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
-                        message=f"image {index}: cannot decode",
+                        message="cannot decode",
+                        index=index,
                         reason=pb.ERROR_REASON_INVALID_IMAGE,
                     )
                     items.append(pb.ClassifyBatchItem(error=error))

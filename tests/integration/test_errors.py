@@ -147,9 +147,10 @@ def test_one_bad_image_fails_only_its_item(
     assert len(response.items) == len(images)
     failed = {i: item.error for i, item in enumerate(response.items) if item.HasField("error")}
     assert sorted(failed) == [2, 4, 6]
-    assert failed[2].message.startswith("image 2: cannot decode JPEG image")
-    assert failed[4].message == "image 4: image is empty (0 bytes)"
-    assert failed[6].message.startswith("image 6: cannot decode")
+    assert failed[2].message.startswith("cannot decode JPEG image")
+    assert failed[4].message == "image is empty (0 bytes)"
+    assert failed[6].message.startswith("cannot decode")
+    assert [failed[i].index for i in (2, 4, 6)] == [2, 4, 6]  # structured, not in the text
     for error in failed.values():
         assert error.code == INVALID.value[0]
         assert_no_internals(error.message)

@@ -4,53 +4,14 @@ does when a replica dies under a share, and when a share straggles."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any
 
 from ray.exceptions import RayActorError
 
-from imgclf_serve.results import ItemResult, Prediction
+from imgclf_serve.results import ItemResult
 from imgclf_serve.settings import HedgingConfig
 from imgclf_serve.shares import CRASHED_ALONE, ShareSender
 from imgclf_serve.straggler import MIN_SAMPLES, StragglerPolicy
-
-Behaviour = Callable[[list[bytes], int | None], Awaitable[list[ItemResult]]]
-
-
-def ok(image: bytes) -> ItemResult:
-    return ItemResult(predictions=(Prediction(image.decode(), 0, 1.0),))
-
-
-class FakeResponse:
-    """Stands in for Ray's DeploymentResponse: awaitable, cancellable."""
-
-    def __init__(self, result: Awaitable[list[ItemResult]]) -> None:
-        self._result = result
-        self.cancelled = False
-
-    def __await__(self) -> Generator[Any, None, list[ItemResult]]:
-        return self._result.__await__()
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class FakeMethod:
-    def __init__(self, behaviour: Behaviour) -> None:
-        self.behaviour = behaviour
-        self.calls: list[tuple[list[bytes], int | None]] = []
-        self.responses: list[FakeResponse] = []
-
-    def remote(self, images: list[bytes], k: int, slot: int | None = None) -> FakeResponse:
-        self.calls.append((images, slot))
-        response = FakeResponse(self.behaviour(images, slot))
-        self.responses.append(response)
-        return response
-
-
-class FakeHandle:
-    def __init__(self, behaviour: Behaviour) -> None:
-        self.classify_share = FakeMethod(behaviour)
+from tests.unit.fake_handles import Behaviour, FakeHandle, ok
 
 
 def sender(

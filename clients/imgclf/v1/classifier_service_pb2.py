@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"imgclf/v1/classifier_service.proto\x12\timgclf.v1\">\n\x0f\x43lassifyRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\r\"u\n\x10\x43lassifyResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x0bpredictions\x18\x02 \x03(\x0b\x32\x15.imgclf.v1.Prediction\x12&\n\tserved_by\x18\x03 \x01(\x0b\x32\x13.imgclf.v1.ServedBy\"D\n\x14\x43lassifyBatchRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\r\"S\n\x15\x43lassifyBatchResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x05items\x18\x02 \x03(\x0b\x32\x1c.imgclf.v1.ClassifyBatchItem\"\x8c\x01\n\x11\x43lassifyBatchItem\x12*\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x15.imgclf.v1.Prediction\x12&\n\tserved_by\x18\x02 \x01(\x0b\x32\x13.imgclf.v1.ServedBy\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.imgclf.v1.ItemError\"R\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12&\n\x06reason\x18\x03 \x01(\x0e\x32\x16.imgclf.v1.ErrorReason\"E\n\nPrediction\x12\r\n\x05label\x18\x01 \x01(\t\x12\x13\n\x0b\x63lass_index\x18\x02 \x01(\r\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\"\x92\x01\n\x08ServedBy\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12*\n\x0b\x64\x65vice_kind\x18\x02 \x01(\x0e\x32\x15.imgclf.v1.DeviceKind\x12\x10\n\x08\x63ore_ids\x18\x03 \x03(\r\x12#\n\x07\x62\x61\x63kend\x18\x04 \x01(\x0e\x32\x12.imgclf.v1.Backend\x12\x0f\n\x07node_id\x18\x05 \x01(\t\"\x13\n\x11ListModelsRequest\"t\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.imgclf.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\x12!\n\x06limits\x18\x03 \x01(\x0b\x32\x11.imgclf.v1.Limits\"\xd4\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cinput_height\x18\x02 \x01(\r\x12\x13\n\x0binput_width\x18\x03 \x01(\r\x12\x13\n\x0bnum_classes\x18\x04 \x01(\r\x12#\n\x07\x62\x61\x63kend\x18\x05 \x01(\x0e\x32\x12.imgclf.v1.Backend\x12*\n\x0b\x64\x65vice_kind\x18\x06 \x01(\x0e\x32\x15.imgclf.v1.DeviceKind\x12\x10\n\x08replicas\x18\x07 \x01(\r\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\r\"t\n\x06Limits\x12\x1c\n\x14max_images_per_batch\x18\x01 \x01(\r\x12\x17\n\x0fmax_image_bytes\x18\x02 \x01(\x04\x12\x18\n\x10max_image_pixels\x18\x03 \x01(\x04\x12\x19\n\x11max_request_bytes\x18\x04 \x01(\x04*\xee\x01\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45RROR_REASON_INVALID_IMAGE\x10\x01\x12!\n\x1d\x45RROR_REASON_INVALID_ARGUMENT\x10\x02\x12 \n\x1c\x45RROR_REASON_MODEL_NOT_FOUND\x10\x03\x12\x1b\n\x17\x45RROR_REASON_OVERLOADED\x10\x04\x12$\n ERROR_REASON_REPLICA_UNAVAILABLE\x10\x05\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x06*p\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45VICE_KIND_CPU\x10\x01\x12\x13\n\x0f\x44\x45VICE_KIND_GPU\x10\x02\x12\x1b\n\x17\x44\x45VICE_KIND_NEURON_CORE\x10\x03*\x80\x01\n\x07\x42\x61\x63kend\x12\x17\n\x13\x42\x41\x43KEND_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x42\x41\x43KEND_CPU\x10\x01\x12\x10\n\x0c\x42\x41\x43KEND_CUDA\x10\x02\x12\x12\n\x0e\x42\x41\x43KEND_NEURON\x10\x03\x12\x13\n\x0f\x42\x41\x43KEND_NEURONX\x10\x04\x12\x10\n\x0c\x42\x41\x43KEND_NULL\x10\x05\x32\xf7\x01\n\x11\x43lassifierService\x12\x43\n\x08\x43lassify\x12\x1a.imgclf.v1.ClassifyRequest\x1a\x1b.imgclf.v1.ClassifyResponse\x12R\n\rClassifyBatch\x12\x1f.imgclf.v1.ClassifyBatchRequest\x1a .imgclf.v1.ClassifyBatchResponse\x12I\n\nListModels\x12\x1c.imgclf.v1.ListModelsRequest\x1a\x1d.imgclf.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"imgclf/v1/classifier_service.proto\x12\timgclf.v1\">\n\x0f\x43lassifyRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\r\"u\n\x10\x43lassifyResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x0bpredictions\x18\x02 \x03(\x0b\x32\x15.imgclf.v1.Prediction\x12&\n\tserved_by\x18\x03 \x01(\x0b\x32\x13.imgclf.v1.ServedBy\"D\n\x14\x43lassifyBatchRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\r\"S\n\x15\x43lassifyBatchResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x05items\x18\x02 \x03(\x0b\x32\x1c.imgclf.v1.ClassifyBatchItem\"\x8c\x01\n\x11\x43lassifyBatchItem\x12*\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x15.imgclf.v1.Prediction\x12&\n\tserved_by\x18\x02 \x01(\x0b\x32\x13.imgclf.v1.ServedBy\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.imgclf.v1.ItemError\"a\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12&\n\x06reason\x18\x03 \x01(\x0e\x32\x16.imgclf.v1.ErrorReason\x12\r\n\x05index\x18\x04 \x01(\r\"E\n\nPrediction\x12\r\n\x05label\x18\x01 \x01(\t\x12\x13\n\x0b\x63lass_index\x18\x02 \x01(\r\x12\x13\n\x0bprobability\x18\x03 \x01(\x02\"\x92\x01\n\x08ServedBy\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12*\n\x0b\x64\x65vice_kind\x18\x02 \x01(\x0e\x32\x15.imgclf.v1.DeviceKind\x12\x10\n\x08\x63ore_ids\x18\x03 \x03(\r\x12#\n\x07\x62\x61\x63kend\x18\x04 \x01(\x0e\x32\x12.imgclf.v1.Backend\x12\x0f\n\x07node_id\x18\x05 \x01(\t\"\x13\n\x11ListModelsRequest\"t\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.imgclf.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\x12!\n\x06limits\x18\x03 \x01(\x0b\x32\x11.imgclf.v1.Limits\"\xd4\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cinput_height\x18\x02 \x01(\r\x12\x13\n\x0binput_width\x18\x03 \x01(\r\x12\x13\n\x0bnum_classes\x18\x04 \x01(\r\x12#\n\x07\x62\x61\x63kend\x18\x05 \x01(\x0e\x32\x12.imgclf.v1.Backend\x12*\n\x0b\x64\x65vice_kind\x18\x06 \x01(\x0e\x32\x15.imgclf.v1.DeviceKind\x12\x10\n\x08replicas\x18\x07 \x01(\r\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\r\"t\n\x06Limits\x12\x1c\n\x14max_images_per_batch\x18\x01 \x01(\r\x12\x17\n\x0fmax_image_bytes\x18\x02 \x01(\x04\x12\x18\n\x10max_image_pixels\x18\x03 \x01(\x04\x12\x19\n\x11max_request_bytes\x18\x04 \x01(\x04*\xee\x01\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45RROR_REASON_INVALID_IMAGE\x10\x01\x12!\n\x1d\x45RROR_REASON_INVALID_ARGUMENT\x10\x02\x12 \n\x1c\x45RROR_REASON_MODEL_NOT_FOUND\x10\x03\x12\x1b\n\x17\x45RROR_REASON_OVERLOADED\x10\x04\x12$\n ERROR_REASON_REPLICA_UNAVAILABLE\x10\x05\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x06*p\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45VICE_KIND_CPU\x10\x01\x12\x13\n\x0f\x44\x45VICE_KIND_GPU\x10\x02\x12\x1b\n\x17\x44\x45VICE_KIND_NEURON_CORE\x10\x03*\x80\x01\n\x07\x42\x61\x63kend\x12\x17\n\x13\x42\x41\x43KEND_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x42\x41\x43KEND_CPU\x10\x01\x12\x10\n\x0c\x42\x41\x43KEND_CUDA\x10\x02\x12\x12\n\x0e\x42\x41\x43KEND_NEURON\x10\x03\x12\x13\n\x0f\x42\x41\x43KEND_NEURONX\x10\x04\x12\x10\n\x0c\x42\x41\x43KEND_NULL\x10\x05\x32\xf7\x01\n\x11\x43lassifierService\x12\x43\n\x08\x43lassify\x12\x1a.imgclf.v1.ClassifyRequest\x1a\x1b.imgclf.v1.ClassifyResponse\x12R\n\rClassifyBatch\x12\x1f.imgclf.v1.ClassifyBatchRequest\x1a .imgclf.v1.ClassifyBatchResponse\x12I\n\nListModels\x12\x1c.imgclf.v1.ListModelsRequest\x1a\x1d.imgclf.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'imgclf.v1.classifier_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ERRORREASON']._serialized_start=1307
-  _globals['_ERRORREASON']._serialized_end=1545
-  _globals['_DEVICEKIND']._serialized_start=1547
-  _globals['_DEVICEKIND']._serialized_end=1659
-  _globals['_BACKEND']._serialized_start=1662
-  _globals['_BACKEND']._serialized_end=1790
+  _globals['_ERRORREASON']._serialized_start=1322
+  _globals['_ERRORREASON']._serialized_end=1560
+  _globals['_DEVICEKIND']._serialized_start=1562
+  _globals['_DEVICEKIND']._serialized_end=1674
+  _globals['_BACKEND']._serialized_start=1677
+  _globals['_BACKEND']._serialized_end=1805
   _globals['_CLASSIFYREQUEST']._serialized_start=49
   _globals['_CLASSIFYREQUEST']._serialized_end=111
   _globals['_CLASSIFYRESPONSE']._serialized_start=113
@@ -48,19 +48,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLASSIFYBATCHITEM']._serialized_start=388
   _globals['_CLASSIFYBATCHITEM']._serialized_end=528
   _globals['_ITEMERROR']._serialized_start=530
-  _globals['_ITEMERROR']._serialized_end=612
-  _globals['_PREDICTION']._serialized_start=614
-  _globals['_PREDICTION']._serialized_end=683
-  _globals['_SERVEDBY']._serialized_start=686
-  _globals['_SERVEDBY']._serialized_end=832
-  _globals['_LISTMODELSREQUEST']._serialized_start=834
-  _globals['_LISTMODELSREQUEST']._serialized_end=853
-  _globals['_LISTMODELSRESPONSE']._serialized_start=855
-  _globals['_LISTMODELSRESPONSE']._serialized_end=971
-  _globals['_MODELINFO']._serialized_start=974
-  _globals['_MODELINFO']._serialized_end=1186
-  _globals['_LIMITS']._serialized_start=1188
-  _globals['_LIMITS']._serialized_end=1304
-  _globals['_CLASSIFIERSERVICE']._serialized_start=1793
-  _globals['_CLASSIFIERSERVICE']._serialized_end=2040
+  _globals['_ITEMERROR']._serialized_end=627
+  _globals['_PREDICTION']._serialized_start=629
+  _globals['_PREDICTION']._serialized_end=698
+  _globals['_SERVEDBY']._serialized_start=701
+  _globals['_SERVEDBY']._serialized_end=847
+  _globals['_LISTMODELSREQUEST']._serialized_start=849
+  _globals['_LISTMODELSREQUEST']._serialized_end=868
+  _globals['_LISTMODELSRESPONSE']._serialized_start=870
+  _globals['_LISTMODELSRESPONSE']._serialized_end=986
+  _globals['_MODELINFO']._serialized_start=989
+  _globals['_MODELINFO']._serialized_end=1201
+  _globals['_LIMITS']._serialized_start=1203
+  _globals['_LIMITS']._serialized_end=1319
+  _globals['_CLASSIFIERSERVICE']._serialized_start=1808
+  _globals['_CLASSIFIERSERVICE']._serialized_end=2055
 # @@protoc_insertion_point(module_scope)
