@@ -23,7 +23,7 @@ from imgclf_serve.results import ItemResult
 from imgclf_serve.routing import SlotCounter
 from imgclf_serve.settings import AdmissionConfig, HedgingConfig, LimitsConfig
 from imgclf_serve.shares import ShareSender
-from imgclf_serve.spread import raise_if_all_shed, reassemble, split
+from imgclf_serve.spread import payload_bytes, raise_if_all_shed, reassemble, split
 from imgclf_serve.straggler import StragglerPolicy
 
 # An image as the replicas take it: encoded bytes, or an array the caller preprocessed.
@@ -114,7 +114,7 @@ class Classifier:
         Raises for the call as a whole: over the per-call limits, not admitted, or every image
         shed."""
         self._check_batch_size(len(images))
-        size = sum(len(i) if isinstance(i, bytes) else i.nbytes for i in images)
+        size = payload_bytes(images)
         self.check_request_bytes(size)
         with self._admission.admitted(len(images), size):
             results = await self._spread(name, images, k)

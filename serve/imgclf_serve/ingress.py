@@ -77,6 +77,10 @@ class ClassifierIngress:
             {name: model.min_ready_replicas for name, model in models.items()},
             running_in_serve(serve.get_replica_context().app_name),
         )
+        self._facts = {
+            name: oip.ModelFacts(name, model.input_size, model.num_classes)
+            for name, model in models.items()
+        }
         self._last_described: dict[str, ReplicaInfo] = {}
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
@@ -195,7 +199,7 @@ class ClassifierIngress:
     ) -> Answered[oip_pb.ModelInferResponse]:
         name = self._versioned(request.model_name, request.model_version)
         limit = self._classifier.limits.max_images_per_batch
-        call = oip.infer_call(request, self._facts(name), limit)
+        call = oip.infer_call(request, self._facts[name], limit)
         results = await self._classifier.classify_images(name, call.images, call.k)
         failure = oip.first_failure(results, request.inputs[0].name)
         if failure is not None:
@@ -210,7 +214,7 @@ class ClassifierIngress:
         self, request: oip_pb.ModelMetadataRequest
     ) -> Answered[oip_pb.ModelMetadataResponse]:
         name = self._versioned(request.name, request.version)
-        return oip.model_metadata(self._facts(name)), []
+        return oip.model_metadata(self._facts[name]), []
 
     async def _model_config(
         self, request: oip_pb.ModelConfigRequest
@@ -218,7 +222,7 @@ class ClassifierIngress:
         name = self._versioned(request.name, request.version)
         info = await self._describe_or_last(name)
         config = oip.model_config(
-            self._facts(name),
+            self._facts[name],
             max_batch_size=self._classifier.limits.max_images_per_batch,
             replicas=self._models[name].replicas,
             instance_kind=OIP_INSTANCE_KIND[info.served_by.device_kind],
@@ -251,10 +255,6 @@ class ClassifierIngress:
         name = self._classifier.model_named(model)
         oip.check_version(name, version)
         return name
-
-    def _facts(self, name: str) -> oip.ModelFacts:
-        served = self._models[name]
-        return oip.ModelFacts(name, served.input_size, served.num_classes)
 
     # grpc.health.v1.Health: "" or the API's service name is the whole server; a model's name
     # is that model.

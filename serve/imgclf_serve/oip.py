@@ -80,12 +80,6 @@ class InferCall:
         counts = (o.classification for o in self.outputs if o.classification is not None)
         return max([self.top_k, *counts])
 
-    @property
-    def nbytes(self) -> int:
-        return sum(
-            len(image) if isinstance(image, bytes) else image.nbytes for image in self.images
-        )
-
 
 def check_version(model: str, version: str) -> None:
     if version not in ("", MODEL_VERSION):

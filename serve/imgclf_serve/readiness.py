@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from ray import serve
+
 logger = logging.getLogger("ray.serve")
 
 # The longest a health answer waits for Serve's controller; the readiness probes' timeouts
@@ -69,8 +71,6 @@ def running_in_serve(app_name: str) -> Callable[[], Awaitable[dict[str, int]]]:
     """Reads RUNNING replicas per deployment of `app_name` from Serve's controller."""
 
     async def read() -> dict[str, int]:
-        from ray import serve
-
         status = await asyncio.to_thread(serve.status)
         app = status.applications[app_name]
         return {

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import numpy as np
+
 from imgclf_serve.errors import ClassifyError, Code, Overloaded
 from imgclf_serve.results import ItemError, ItemResult
 from imgclf_serve.routing import split_evenly
@@ -71,6 +73,11 @@ def raise_if_all_shed(results: Sequence[ItemResult]) -> None:
         first = errors[0]
         assert first is not None
         raise Overloaded(first.message)
+
+
+def payload_bytes(images: Sequence[bytes | np.ndarray]) -> int:
+    """Bytes a call's images carry: encoded files, or preprocessed arrays."""
+    return sum(len(image) if isinstance(image, bytes) else image.nbytes for image in images)
 
 
 def item_codes(results: Sequence[ItemResult]) -> list[str]:

@@ -20,6 +20,7 @@ from imgclf_serve.errors import (
 )
 from imgclf_serve.inference import grpc_service_pb2 as pb
 from imgclf_serve.results import ItemError, ItemResult, Prediction
+from imgclf_serve.spread import payload_bytes
 
 LITE0 = oip.ModelFacts("efficientnet-lite0", input_size=224, num_classes=1000)
 TOP3 = (
@@ -55,7 +56,7 @@ def test_pixels_input_is_split_into_per_image_arrays() -> None:
     pixels = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
     message = request("PIXELS", "FP32", (2, 3, 224, 224), raw_input_contents=[pixels.tobytes()])
     call = oip.infer_call(message, LITE0, 256)
-    assert len(call.images) == 2 and call.nbytes == pixels.nbytes
+    assert len(call.images) == 2 and payload_bytes(call.images) == pixels.nbytes
     assert all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in call.images)
     np.testing.assert_array_equal(call.images[1], pixels[1])
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from imgclf.cli import inputs
 from imgclf.cli.progress import Progress
 from imgclf.cli.render import (
-    classification_table,
     item_record,
     item_text,
     prototype_json,
@@ -41,14 +40,9 @@ def _classify_one(client: ClassifierClient, source: inputs.Source, args: argpars
         if args.output == TABLE:
             return report_error(f"{source.name}: {exc}", EXIT_FAILED)
         item = ItemError(0, exc.code, exc.reason or "", exc.message)
-    if args.output == TABLE:
-        assert not isinstance(item, ItemError)
-        print(classification_table(source.name, item))
-    elif args.output == PROTOTYPE:
+    if args.output == PROTOTYPE:  # one image: its object, not a list
         print(json.dumps(prototype_json(item), indent=2))
-    elif args.output == JSONL:
-        print(json.dumps(item_record(source.name, item)))
-    else:
+    elif not _streamed(args.output, source.name, item):
         print(json.dumps([item_record(source.name, item)], indent=2))
     return EXIT_FAILED if isinstance(item, ItemError) else EXIT_OK
 
@@ -71,11 +65,7 @@ def _classify_many(
             if isinstance(item, ItemError):
                 failures.append((source.name, item))
             progress.clear()
-            if args.output == TABLE:
-                print(item_text(source.name, item), flush=True)
-            elif args.output == JSONL:
-                print(json.dumps(item_record(source.name, item)), flush=True)
-            else:
+            if not _streamed(args.output, source.name, item):
                 collected.append((source.name, item))
     except ImgclfError as exc:
         progress.clear()
@@ -95,6 +85,18 @@ def _classify_many(
         print(json.dumps(_prototype_output(collected, args.recursive), indent=2))
     _summary(progress, failures)
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _streamed(output: str, name: str, item: BatchItem) -> bool:
+    """Print `item` now if `output` is a per-image format (a table, JSON lines); False if it
+    waits for the whole list."""
+    if output == TABLE:
+        print(item_text(name, item), flush=True)
+    elif output == JSONL:
+        print(json.dumps(item_record(name, item)), flush=True)
+    else:
+        return False
+    return True
 
 
 def _prototype_output(results: list[tuple[str, BatchItem]], by_path: bool) -> object:

@@ -4,6 +4,7 @@ and the JSON they print. Pillow and numpy only, as a caller's code would have.""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -23,10 +24,8 @@ def arguments() -> tuple[str, list[bytes]]:
     return target, [(images_dir / name).read_bytes() for name in SEEDS]
 
 
-def preprocessed(path_or_bytes: bytes) -> np.ndarray:
-    import io
-
-    image = Image.open(io.BytesIO(path_or_bytes)).convert("RGB")
+def preprocessed(encoded: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(encoded)).convert("RGB")
     scale = 256 / min(image.size)
     image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
     left, top = (image.width - 224) // 2, (image.height - 224) // 2
