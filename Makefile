@@ -22,14 +22,25 @@ help: ## list the targets
 
 setup: $(INSTALLED) ## create .venv and install imgclf with its serve and dev extras
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml clients/pyproject.toml serve/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[serve,dev]'
+	$(BIN)/pip install --quiet -e ./clients -e ./serve --group dev
 	touch $@
 
-$(GENERATED): $(PROTOS) | $(INSTALLED)
-	$(BIN)/python scripts/protos.py generate
+# The code generator in its own venv: its pinned grpcio-tools sets the floors of the generated
+# code (clients/pyproject.toml), older than the grpcio/protobuf .venv runs with.
+PROTOC_VENV := .venv-protoc
+PROTOC_INSTALLED := $(PROTOC_VENV)/.installed
+GRPCIO_TOOLS := grpcio-tools==1.63.0
+
+$(PROTOC_INSTALLED):
+	test -x $(PROTOC_VENV)/bin/python || $(PYTHON) -m venv $(PROTOC_VENV)
+	$(PROTOC_VENV)/bin/pip install --quiet '$(GRPCIO_TOOLS)'
+	touch $@
+
+$(GENERATED): $(PROTOS) | $(PROTOC_INSTALLED)
+	$(PROTOC_VENV)/bin/python scripts/protos.py generate
 
 serve: $(INSTALLED) $(GENERATED) ## set up, start Ray + imgclf on 127.0.0.1:9000, return once SERVING
 	$(BIN)/python -m imgclf_serve.local_cluster up --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
@@ -68,11 +79,11 @@ format: $(INSTALLED) ## apply ruff fixes and formatting
 typecheck: $(INSTALLED) ## mypy on the client package
 	$(BIN)/mypy
 
-protos: $(INSTALLED) ## regenerate clients/imgclf/v1 and serve/imgclf_serve/inference from protos/
-	$(BIN)/python scripts/protos.py generate
+protos: $(PROTOC_INSTALLED) ## regenerate clients/imgclf/v1 and serve/imgclf_serve/inference from protos/
+	$(PROTOC_VENV)/bin/python scripts/protos.py generate
 
-check-protos: $(INSTALLED) ## fail if the committed generated code differs from a fresh generation
-	$(BIN)/python scripts/protos.py check
+check-protos: $(PROTOC_INSTALLED) ## fail if the committed generated code differs from a fresh generation
+	$(PROTOC_VENV)/bin/python scripts/protos.py check
 
 dashboards: $(INSTALLED) ## rebuild the Grafana dashboards in k8s/observability/dashboards
 	$(BIN)/python scripts/dashboards.py generate
@@ -103,7 +114,7 @@ BENCH_INSTALLED := $(VENV)/.bench-installed
 TRITON_VENV := .venv-triton
 
 $(BENCH_INSTALLED): $(INSTALLED)
-	$(BIN)/pip install --quiet -e '.[serve,dev,bench]'
+	$(BIN)/pip install --quiet --group bench
 	touch $@
 
 bench-triton: $(INSTALLED) ## PyTriton in its own .venv-triton (it pins an older protobuf), seeing .venv's torch

@@ -8,8 +8,11 @@ protos/inference/ (the Open Inference Protocol, package `inference`) goes to ser
 (import `imgclf_serve.inference`: only the server speaks it, and a top-level `inference`
 package would be a generic name to ship), its generated imports rewritten to match.
 
-The generator is grpcio-tools, pinned in pyproject.toml's dev extra: another version writes
-other bytes, so the check would fail for a reason that is not a proto change.
+The generator is grpcio-tools, pinned in the Makefile (GRPCIO_TOOLS) and run from its own
+.venv-protoc: the generated code requires at least the grpcio and protobuf of the generator that
+wrote it, so an old generator keeps the client's floors low (clients/pyproject.toml) while .venv
+runs the newest. Another version writes other bytes, so the check would fail for a reason that is
+not a proto change.
 """
 
 from __future__ import annotations

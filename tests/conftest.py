@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.distributions import Venv
+
 IMAGES_DIR = Path(__file__).parent / "data" / "images"
 
 # Top-1 label of the embedded EfficientNet-Lite0 per seed image (tests/data/images/EXPECTED.md).
@@ -31,3 +33,23 @@ def resnet50_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "resnet50-random-init.pth"
     torch.save(resnet50(weights=None).state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def built_distributions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """name -> (wheel, sdist) of `imgclf` and `imgclf-serve`, built from this checkout."""
+    from tests.distributions import PROJECTS, build
+
+    out = tmp_path_factory.mktemp("dist")
+    return {name: build(name, out / name) for name in PROJECTS}
+
+
+@pytest.fixture(scope="session")
+def oldest_client(
+    tmp_path_factory: pytest.TempPathFactory, built_distributions: dict[str, tuple[Path, Path]]
+) -> Venv:
+    """A clean venv with the client wheel at its oldest allowed grpcio and protobuf."""
+    from tests.distributions import oldest_client_venv
+
+    wheel, _ = built_distributions["imgclf"]
+    return oldest_client_venv(tmp_path_factory.mktemp("oldest-client") / "venv", wheel)

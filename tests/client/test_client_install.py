@@ -8,7 +8,7 @@ from pathlib import Path
 
 import tomllib
 
-PYPROJECT = Path(__file__).parents[2] / "pyproject.toml"
+PYPROJECT = Path(__file__).parents[2] / "clients" / "pyproject.toml"
 
 # Runs in a fresh interpreter where the server stack can't be imported at all.
 NO_SERVER_STACK = """

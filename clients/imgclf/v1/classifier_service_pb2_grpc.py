@@ -5,8 +5,10 @@ import warnings
 
 from imgclf.v1 import classifier_service_pb2 as imgclf_dot_v1_dot_classifier__service__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.63.0'
 GRPC_VERSION = grpc.__version__
+EXPECTED_ERROR_RELEASE = '1.65.0'
+SCHEDULED_RELEASE_DATE = 'June 25, 2024'
 _version_not_supported = False
 
 try:
@@ -16,16 +18,19 @@ except ImportError:
     _version_not_supported = True
 
 if _version_not_supported:
-    raise RuntimeError(
+    warnings.warn(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in imgclf/v1/classifier_service_pb2_grpc.py depends on'
+        + f' but the generated code in imgclf/v1/classifier_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
+        + f' This warning will become an error in {EXPECTED_ERROR_RELEASE},'
+        + f' scheduled for release on {SCHEDULED_RELEASE_DATE}.',
+        RuntimeWarning
     )
 
 
-class ClassifierServiceStub:
+class ClassifierServiceStub(object):
     """ClassifierService classifies encoded images (JPEG, PNG, GIF, WebP, TIFF, BMP).
 
     Errors use standard gRPC status codes: INVALID_ARGUMENT for a bad image or argument,
@@ -58,7 +63,7 @@ class ClassifierServiceStub:
                 _registered_method=True)
 
 
-class ClassifierServiceServicer:
+class ClassifierServiceServicer(object):
     """ClassifierService classifies encoded images (JPEG, PNG, GIF, WebP, TIFF, BMP).
 
     Errors use standard gRPC status codes: INVALID_ARGUMENT for a bad image or argument,
@@ -113,11 +118,10 @@ def add_ClassifierServiceServicer_to_server(servicer, server):
     generic_handler = grpc.method_handlers_generic_handler(
             'imgclf.v1.ClassifierService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('imgclf.v1.ClassifierService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class ClassifierService:
+class ClassifierService(object):
     """ClassifierService classifies encoded images (JPEG, PNG, GIF, WebP, TIFF, BMP).
 
     Errors use standard gRPC status codes: INVALID_ARGUMENT for a bad image or argument,

@@ -1,0 +1,144 @@
+"""Two distributions from one repository: `imgclf` (client, CLI, generated stubs) and
+`imgclf-serve` (the server, requiring the imgclf of its own minor series). Built as wheels
+from their sdists and installed into clean venvs; the client at its oldest allowed grpcio and
+protobuf (tests/integration/test_oldest_client.py calls a real server with that install)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from tests.distributions import ROOT, Venv, clean_venv, floors, project
+
+pytestmark = pytest.mark.slow
+
+GENERATED_GRPC = [
+    ROOT / "clients/imgclf/v1/classifier_service_pb2_grpc.py",
+    ROOT / "serve/imgclf_serve/inference/grpc_service_pb2_grpc.py",
+]
+GENERATED_PB2 = [
+    ROOT / "clients/imgclf/v1/classifier_service_pb2.py",
+    ROOT / "serve/imgclf_serve/inference/grpc_service_pb2.py",
+]
+
+
+def wheel_files(wheel: Path) -> set[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        return set(archive.namelist())
+
+
+def wheel_metadata(wheel: Path) -> dict[str, list[str]]:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        message = Parser().parsestr(archive.read(name).decode())
+    return {key: message.get_all(key) or [] for key in set(message.keys())}
+
+
+def test_the_client_floors_are_what_the_generated_code_requires() -> None:
+    client_floors = floors("imgclf")
+    for path in GENERATED_GRPC:
+        (generated,) = re.findall(r"GRPC_GENERATED_VERSION = '([\d.]+)'", path.read_text())
+        assert client_floors["grpcio"] == generated, path
+        assert client_floors["grpcio-health-checking"] == generated
+    for path in GENERATED_PB2:
+        (generated,) = re.findall(r"# Protobuf Python Version: ([\d.]+)", path.read_text())
+        assert client_floors["protobuf"] == generated, path
+
+
+def test_the_server_requires_the_client_of_its_own_minor_series() -> None:
+    client, server = project("imgclf"), project("imgclf-serve")
+    assert client["version"] == server["version"]
+    major, minor, _ = client["version"].split(".")
+    assert f"imgclf>={client['version']},<{major}.{int(minor) + 1}" in server["dependencies"]
+
+
+def test_the_client_wheel_holds_the_client_only(
+    built_distributions: dict[str, tuple[Path, Path]],
+) -> None:
+    wheel, sdist = built_distributions["imgclf"]
+    files = wheel_files(wheel)
+    assert {
+        "imgclf/__init__.py",
+        "imgclf/py.typed",
+        "imgclf/v1/classifier_service_pb2.pyi",
+    } <= files
+    assert not any(f.startswith("imgclf_serve") for f in files)
+    assert any(f.endswith(".dist-info/licenses/LICENSE") for f in files)
+    metadata = wheel_metadata(wheel)
+    assert metadata["Name"] == ["imgclf"]
+    assert metadata["License-Expression"] == ["Apache-2.0"]
+    declared = {str(Requirement(r)) for r in project("imgclf")["dependencies"]}
+    assert {str(Requirement(r)) for r in metadata["Requires-Dist"]} == declared
+    assert sdist.name.startswith(f"imgclf-{project('imgclf')['version']}")
+
+
+def test_the_server_wheel_holds_the_server_its_data_and_requires_the_client(
+    built_distributions: dict[str, tuple[Path, Path]],
+) -> None:
+    wheel, _ = built_distributions["imgclf-serve"]
+    files = wheel_files(wheel)
+    assert {
+        "imgclf_serve/app.py",
+        "imgclf_serve/py.typed",
+        "imgclf_serve/models/imagenet_labels.txt",
+        "imgclf_serve/inference/grpc_service_pb2.pyi",
+    } <= files
+    assert not any(f.startswith("imgclf/") for f in files)
+    assert any(f.endswith(".dist-info/licenses/LICENSE") for f in files)
+    requires = wheel_metadata(wheel)["Requires-Dist"]
+    assert any(r.startswith("imgclf") and "<" in r for r in requires)
+    assert any(r.startswith("ray[serve]") for r in requires)
+
+
+def test_the_server_wheel_and_its_dependencies_resolve_in_a_clean_venv(
+    tmp_path: Path, built_distributions: dict[str, tuple[Path, Path]]
+) -> None:
+    """pip resolves imgclf-serve with every dependency from the index and imgclf from the
+    built wheel. (Installing them would put ~6 GB of torch and Ray in a venv per run; the
+    Docker images install exactly this.)"""
+    env = clean_venv(tmp_path / "venv")
+    client_wheel, _ = built_distributions["imgclf"]
+    server_wheel, _ = built_distributions["imgclf-serve"]
+    report = tmp_path / "report.json"
+    env.pip(
+        "install", "--dry-run", "--quiet", "--report", str(report),
+        "--find-links", str(client_wheel.parent), str(server_wheel),
+    )  # fmt: skip
+    resolved = {
+        item["metadata"]["name"]: item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
+    assert resolved["imgclf"] == project("imgclf")["version"]
+    assert resolved["ray"].startswith("2.60.")
+    assert {"torch", "torchvision", "pillow", "pydantic"} <= set(resolved)
+
+
+def run(env: Venv, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(env.python), *args], capture_output=True, text=True, timeout=120, cwd=env.path
+    )
+
+
+def test_the_client_installs_at_its_oldest_grpcio_and_protobuf(oldest_client: Venv) -> None:
+    listed = oldest_client.pip("list", "--format", "json").stdout
+    installed = {p["name"].lower(): p["version"] for p in json.loads(listed)}
+    for name, floor in floors("imgclf").items():
+        assert installed[name] == floor
+    assert "torch" not in installed and "ray" not in installed
+    oldest_client.pip("check")
+    imports = "import imgclf, imgclf.aio, imgclf.v1.classifier_service_pb2_grpc"
+    done = run(oldest_client, "-W", "error", "-c", f"{imports}; print(imgclf.__version__)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == project("imgclf")["version"]
+    cli = subprocess.run(
+        [str(oldest_client.imgclf), "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert project("imgclf")["version"] in cli.stdout
