@@ -22,10 +22,10 @@ help: ## list the targets
 
 setup: $(INSTALLED) ## create .venv and install imgclf with its serve and dev extras
 
-$(INSTALLED): pyproject.toml clients/pyproject.toml serve/pyproject.toml
+$(INSTALLED): pyproject.toml clients/pyproject.toml serve/pyproject.toml tools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./clients -e ./serve --group dev
+	$(BIN)/pip install --quiet -e ./clients -e ./serve -e ./tools --group dev
 	touch $@
 
 # The code generator in its own venv: its pinned grpcio-tools sets the floors of the generated
@@ -43,15 +43,15 @@ $(GENERATED): $(PROTOS) | $(PROTOC_INSTALLED)
 	$(PROTOC_VENV)/bin/python scripts/protos.py generate
 
 serve: $(INSTALLED) $(GENERATED) ## set up, start Ray + imgclf on 127.0.0.1:9000, return once SERVING
-	$(BIN)/python -m imgclf_serve.local_cluster up --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
+	$(BIN)/python -m imgclf_tools.local_cluster up --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
 		--front $(FRONT) --transport $(TRANSPORT) \
 		$(if $(NUM_CPUS),--num-cpus $(NUM_CPUS)) $(if $(RESOURCES),--resources '$(RESOURCES)')
 
 stop: ## stop every process `make serve` started
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m imgclf_serve.local_cluster down; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m imgclf_tools.local_cluster down; fi
 
 status: $(INSTALLED) ## is the local server running?
-	$(BIN)/python -m imgclf_serve.local_cluster status
+	$(BIN)/python -m imgclf_tools.local_cluster status
 
 test: lint check-protos check-dashboards check-k8s typecheck audit prometheus oip-clients ## set up, lint, check generated files, type-check, audit, run all tests
 	$(BIN)/pytest

@@ -36,14 +36,15 @@ from typing import Any
 
 import grpc
 
-from bench import cpu, report
+from bench import report
 from bench.clients import imgclf_call
-from bench.loadgen import Call, LoadResult, run_load, run_open_loop
 from bench.processes import ImgclfServer, null_model_config
 from bench.run import IMAGES, ROOT, machine
 from imgclf_serve.front import Front, Transport
-from imgclf_serve.local_cluster import stop_processes
-from imgclf_serve.ports import free_port
+from imgclf_tools import cpu
+from imgclf_tools.loadgen import Call, LoadResult, run_load, run_open_loop
+from imgclf_tools.ports import free_port
+from imgclf_tools.processes import stop_processes
 
 NULL_REPLICAS = 2
 BATCH = 32

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import aiohttp
 import grpc
 
-from bench.loadgen import Call
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
+from imgclf_tools.loadgen import Call
 
 
 def imgclf_classify(channel: grpc.aio.Channel, images: Sequence[bytes], model: str = "") -> Call:

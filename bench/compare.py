@@ -30,14 +30,16 @@ from typing import Any
 
 import grpc
 
-from bench import cpu, report
+from bench import report
 from bench.capacity import ratio_summary
 from bench.ceiling import Ceiling
 from bench.clients import imgclf_call
-from bench.loadgen import LoadResult, run_load, run_open_loop
-from bench.processes import ImgclfServer, memory_mb, serve_config
+from bench.processes import ImgclfServer, serve_config
 from bench.run import IMAGES, ROOT, machine
 from bench.triton import OipTarget, TritonBench, TritonServer
+from imgclf_tools import cpu
+from imgclf_tools.loadgen import LoadResult, run_load, run_open_loop
+from imgclf_tools.processes import memory_mb
 
 REPLICAS = 2
 # (scenario, imgclf images per call, calls in flight)

@@ -33,9 +33,9 @@ import grpc
 
 from bench import report
 from bench.clients import imgclf_batch
-from bench.loadgen import run_load
 from bench.processes import MODEL, ImgclfServer, serve_config
 from bench.run import IMAGES, machine
+from imgclf_tools.loadgen import run_load
 
 BATCH = 8
 REPLICAS = 4

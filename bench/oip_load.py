@@ -1,4 +1,4 @@
-"""The Open Inference Protocol load generator: bench.loadgen driving tritonclient's asyncio
+"""The Open Inference Protocol load generator: imgclf_tools.loadgen driving tritonclient's asyncio
 gRPC client (which needs .venv-triton's protobuf) against any server that speaks the protocol,
 Triton or imgclf, with the same requests: N encoded seed images as one BYTES [N,1] input.
 Prints one LoadResult as JSON.
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc.aio as triton
 
-from bench.loadgen import run_load, run_open_loop
+from imgclf_tools.loadgen import run_load, run_open_loop
 
 IMAGES = [
     (Path(__file__).parents[1] / "tests/data/images" / name).read_bytes()

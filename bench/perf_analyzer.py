@@ -29,12 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cpu, report
+from bench import report
 from bench.capacity import ratio_summary
 from bench.compare import REPLICAS, imgclf_config
 from bench.processes import ImgclfServer
 from bench.run import IMAGES, ROOT, machine
 from bench.triton import TritonBench
+from imgclf_tools import cpu
 
 VENV = ROOT / ".venv-perf-analyzer"
 BINARY = VENV / "bin" / "perf_analyzer"

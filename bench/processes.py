@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ import yaml
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_serve.front import DEFAULT_FRONT, DEFAULT_TRANSPORT, Front, Transport
-from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster, stop_processes
-from imgclf_serve.ports import free_port
+from imgclf_tools.local_cluster import DEFAULT_CONFIG, LocalCluster
+from imgclf_tools.ports import free_port
+from imgclf_tools.processes import stop_processes
 
 MODEL = "efficientnet-lite0"
 
@@ -176,16 +176,3 @@ class PrototypeServer:
     def stop(self) -> None:
         stop_processes([self.process.pid], grace_s=10)
         self.process.wait(timeout=5)
-
-
-def memory_mb(pids: Iterable[int]) -> dict[str, float]:
-    """Summed RSS and PSS (MB) of the processes, from /proc/<pid>/smaps_rollup."""
-    rss = pss = 0
-    for pid in pids:
-        try:
-            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        rss += int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
-        pss += int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
-    return {"rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1)}

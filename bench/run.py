@@ -3,7 +3,7 @@
     python -m bench.run [--duration 8] [--quick] [--out bench/results]
 
 Starts what each configuration needs (an imgclf local cluster, the prototype-style server,
-Triton when its environment exists), drives it with bench.loadgen on 127.0.0.1, stops it,
+Triton when its environment exists), drives it with imgclf_tools.loadgen on 127.0.0.1, stops it,
 and writes bench/results/<date>-<machine>.{json,md} and PNG plots.
 """
 
@@ -24,9 +24,10 @@ import aiohttp
 import grpc
 
 from bench import clients, inprocess, report
-from bench.loadgen import LoadResult, run_load
-from bench.processes import ImgclfServer, PrototypeServer, memory_mb, serve_config
+from bench.processes import ImgclfServer, PrototypeServer, serve_config
 from bench.triton import TritonBench
+from imgclf_tools.loadgen import LoadResult, run_load
+from imgclf_tools.processes import memory_mb
 
 ROOT = Path(__file__).parents[1]
 IMAGES = [

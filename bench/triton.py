@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.processes import memory_mb
-from imgclf_serve.ports import free_port
+from imgclf_tools.ports import free_port
+from imgclf_tools.processes import memory_mb
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import yaml
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
-from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster
+from imgclf_tools.local_cluster import DEFAULT_CONFIG, LocalCluster
 from tests.conftest import IMAGES_DIR
 from tests.integration.figures import REPORTED
 

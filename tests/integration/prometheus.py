@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgclf_serve.local_cluster import stop_processes
-from imgclf_serve.ports import free_port
+from imgclf_tools.ports import free_port
+from imgclf_tools.processes import stop_processes
 
 
 class PrometheusError(RuntimeError):

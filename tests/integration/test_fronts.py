@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_serve.front import Front
-from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster
+from imgclf_tools.local_cluster import DEFAULT_CONFIG, LocalCluster
 from tests.integration.conftest import Server, assert_no_internals
 from tests.integration.open_inference import labels, model_infer
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from imgclf import Classification, ClassifierClient, DeviceKind
-from imgclf_serve.local_cluster import LocalCluster
+from imgclf_tools.local_cluster import LocalCluster
 from tests.conftest import IMAGES_DIR
 from tests.k8s.manifests import serve_config, worker_group
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from imgclf import ClassifierClient, ImgclfError, RetryPolicy
-from imgclf_serve.local_cluster import DEFAULT_CONFIG, LocalCluster, WorkerNode
+from imgclf_tools.local_cluster import DEFAULT_CONFIG, LocalCluster, WorkerNode
 from tests.conftest import IMAGES_DIR
 from tests.integration.figures import Tally, report
 

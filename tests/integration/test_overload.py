@@ -15,9 +15,9 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.processes import memory_mb
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
+from imgclf_tools.processes import memory_mb
 from tests.integration.conftest import INGRESS_REPLICAS, NEURON_CORES, Server
 from tests.integration.figures import Tally, report
 

@@ -5,6 +5,7 @@ protobuf (tests/integration/test_oldest_client.py calls a real server with that 
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -90,7 +91,8 @@ def test_the_server_wheel_holds_the_server_its_data_and_requires_the_client(
         "imgclf_serve/models/imagenet_labels.txt",
         "imgclf_serve/inference/grpc_service_pb2.pyi",
     } <= files
-    assert not any(f.startswith("imgclf/") for f in files)
+    assert not any(f.startswith(("imgclf/", "imgclf_tools")) for f in files)
+    assert not any("local_cluster" in f for f in files)  # developer tooling stays out
     assert any(f.endswith(".dist-info/licenses/LICENSE") for f in files)
     requires = wheel_metadata(wheel)["Requires-Dist"]
     assert any(r.startswith("imgclf") and "<" in r for r in requires)
@@ -142,3 +144,36 @@ def test_the_client_installs_at_its_oldest_grpcio_and_protobuf(oldest_client: Ve
     )
     assert cli.returncode == 0, cli.stderr
     assert project("imgclf")["version"] in cli.stdout
+
+
+def imported_top_levels(folder: Path) -> dict[str, set[str]]:
+    """file -> the top-level packages its imports name."""
+    found = {}
+    for path in folder.rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"),
+    [
+        ("clients/imgclf", {"imgclf_serve", "imgclf_tools", "bench", "tests"}),
+        ("serve/imgclf_serve", {"imgclf_tools", "bench", "tests"}),
+        ("tools/imgclf_tools", {"bench", "tests"}),
+        ("tests", {"bench"}),
+        ("bench", {"tests"}),
+    ],
+)
+def test_runtime_tools_tests_and_bench_import_downwards_only(
+    folder: str, forbidden: set[str]
+) -> None:
+    """The runtime packages never import the tooling; tests and bench share imgclf_tools and
+    do not import each other (bench/tests tests bench's own reports)."""
+    for path, names in imported_top_levels(ROOT / folder).items():
+        assert not names & forbidden, path

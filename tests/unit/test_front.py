@@ -16,7 +16,7 @@ from imgclf_serve.front import (
     cluster_env,
     node_env,
 )
-from imgclf_serve.ports import free_port, free_port_block
+from imgclf_tools.ports import free_port, free_port_block
 
 
 def test_haproxy_front_turns_on_haproxy_and_direct_ingress_with_64_mib_messages() -> None:

@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from imgclf_serve.local_cluster import LocalCluster, _last_exception
-from imgclf_serve.ports import free_port, port_in_use
+from imgclf_tools.local_cluster import LocalCluster, _last_exception
+from imgclf_tools.ports import free_port, port_in_use
 
 SLEEPER = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"  # noqa: E501
 

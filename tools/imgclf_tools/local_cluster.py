@@ -1,9 +1,9 @@
 """Run imgclf on a local, self-contained Ray cluster: what `make serve` / `make stop` and
 the integration tests use.
 
-    python -m imgclf_serve.local_cluster up [--config serve/serve_config.yaml] [--grpc-port 9000]
-    python -m imgclf_serve.local_cluster down
-    python -m imgclf_serve.local_cluster status
+    python -m imgclf_tools.local_cluster up [--config serve/serve_config.yaml] [--grpc-port 9000]
+    python -m imgclf_tools.local_cluster down
+    python -m imgclf_tools.local_cluster status
 
 The cluster gets its own temp dir and auth token (Ray 2.60 turns token auth on), binds its
 node to 127.0.0.1, runs no dashboard, and exports metrics on --metrics-port. `down` stops
@@ -40,7 +40,8 @@ from imgclf_serve.front import (
     cluster_env,
     node_env,
 )
-from imgclf_serve.ports import INGRESS_PORT_BLOCK, free_port, free_port_block, port_in_use
+from imgclf_tools.ports import INGRESS_PORT_BLOCK, free_port, free_port_block, port_in_use
+from imgclf_tools.processes import processes_naming, stop_processes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "serve" / "serve_config.yaml"
@@ -353,63 +354,11 @@ class WorkerNode:
         return stop_processes(self.pids(), grace_s, first=sig)
 
 
-def processes_naming(*markers: str) -> list[int]:
-    """PIDs of the processes whose command line contains one of `markers`, and of all their
-    descendants (Ray's workers rename themselves, so only their parents name the markers)."""
-    parents: dict[int, int] = {}
-    roots = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw_cmdline = (entry / "cmdline").read_bytes()
-            cmdline = raw_cmdline.replace(b"\0", b" ").decode(errors="replace")
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-        if any(marker in cmdline + " " for marker in markers):
-            roots.append(pid)
-    found = set(roots)
-    changed = True
-    while changed:
-        children = {pid for pid, ppid in parents.items() if ppid in found} - found
-        found |= children
-        changed = bool(children)
-    found.discard(os.getpid())
-    return sorted(found)
-
-
-def stop_processes(
-    pids: list[int], grace_s: float = 3.0, first: signal.Signals = signal.SIGTERM
-) -> list[int]:
-    """Send `first` (then SIGKILL to what is left after `grace_s`) to `pids`; returns them."""
-    for sig in dict.fromkeys((first, signal.SIGKILL)):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-            time.sleep(0.2)
-        if not any(_alive(pid) for pid in pids):
-            break
-    return pids
-
-
 def _last_exception(message: str) -> str:
     """The final exception of a Ray status message, without the traceback above it."""
     lines = message.strip().splitlines()
     starts = [i for i, line in enumerate(lines) if line[:1].strip() and "Error" in line]
     return "\n".join(lines[starts[-1] :]) if starts else message
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _run(command: list[str], env: dict[str, str], what: str) -> None:
@@ -488,7 +437,7 @@ def _status(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imgclf_serve.local_cluster")
+    parser = argparse.ArgumentParser(prog="python -m imgclf_tools.local_cluster")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start Ray (if needed), deploy, wait until SERVING")
     up.add_argument("--config", default=str(DEFAULT_CONFIG))
