@@ -15,7 +15,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py serve/imgclf_serve/inference/grpc_service_pb2.py
 
 .DEFAULT_GOAL := help
-.PHONY: oip-clients perf-analyzer bench-perf-analyzer help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-hedging bench-sweep bench-triton clean
+.PHONY: config-reference check-config-reference oip-clients perf-analyzer bench-perf-analyzer help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-hedging bench-sweep bench-triton clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,7 +53,7 @@ stop: ## stop every process `make serve` started
 status: $(INSTALLED) ## is the local server running?
 	$(BIN)/python -m imgclf_tools.local_cluster status
 
-test: lint check-protos check-dashboards check-k8s typecheck audit prometheus oip-clients ## set up, lint, check generated files, type-check, audit, run all tests
+test: lint check-protos check-dashboards check-config-reference check-k8s typecheck audit prometheus oip-clients ## set up, lint, check generated files, type-check, audit, run all tests
 	$(BIN)/pytest
 
 unit: $(INSTALLED) ## unit, client-library and manifest tests (no Ray cluster)
@@ -76,7 +76,7 @@ format: $(INSTALLED) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(INSTALLED) ## mypy on the client package
+typecheck: $(INSTALLED) ## mypy (strict) on clients/, serve/ and tools/
 	$(BIN)/mypy
 
 protos: $(PROTOC_INSTALLED) ## regenerate clients/imgclf/v1 and serve/imgclf_serve/inference from protos/
@@ -90,6 +90,12 @@ dashboards: $(INSTALLED) ## rebuild the Grafana dashboards in k8s/observability/
 
 check-dashboards: $(INSTALLED) ## fail if the committed dashboards differ from scripts/dashboards.py
 	$(BIN)/python scripts/dashboards.py check
+
+config-reference: $(INSTALLED) ## rebuild CONFIGURATION.md from imgclf_serve.settings
+	$(BIN)/python scripts/config_reference.py generate
+
+check-config-reference: $(INSTALLED) ## fail if CONFIGURATION.md differs from imgclf_serve.settings
+	$(BIN)/python scripts/config_reference.py check
 
 k8s: $(INSTALLED) ## embed serve/serve_config.yaml in the RayService manifests (base and overlays)
 	$(BIN)/python scripts/k8s.py render

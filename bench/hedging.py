@@ -53,9 +53,13 @@ def config_for(faults: dict[str, Any], hedging: bool) -> dict[str, Any]:
     app["args"]["models"][0]["device"] = "neuron_core"
     for deployment in app["deployments"]:
         if deployment["name"] == MODEL:
-            deployment["user_config"] = {**deployment["user_config"], "inject_faults": faults}
+            deployment["user_config"] = {
+                **deployment.get("user_config", {}),
+                "inject_faults": faults,
+            }
         if deployment["name"] == "ClassifierIngress":
-            deployment["user_config"]["hedging"]["enabled"] = hedging
+            user_config = deployment.setdefault("user_config", {})
+            user_config.setdefault("hedging", {})["enabled"] = hedging
     return config
 
 

@@ -42,7 +42,7 @@ def serve_config(
         model["torch_threads"] = torch_threads
     if user_config:
         (deployment,) = (d for d in app["deployments"] if d["name"] == MODEL)
-        deployment["user_config"] = {**deployment["user_config"], **user_config}
+        deployment["user_config"] = {**deployment.get("user_config", {}), **user_config}
     return config
 
 

@@ -9,11 +9,12 @@ import_path and passes AppArgs as `args`; Ray validates them into AppArgs before
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray.serve import Application
 from ray.serve.config import RequestRouterConfig
+from ray.serve.deployment import Deployment
 
 from imgclf_serve.classifier import ServedModel
 from imgclf_serve.ingress import ClassifierIngress
@@ -21,19 +22,18 @@ from imgclf_serve.models import get_spec
 from imgclf_serve.placement import ReplicaPlan, plan_ingress, plan_replicas
 from imgclf_serve.preprocess import ImageLimits
 from imgclf_serve.replica import ModelReplica
-from imgclf_serve.settings import AppArgs, BatchingConfig, IngressUserConfig, ModelConfig
+from imgclf_serve.settings import (
+    INGRESS_MAX_ONGOING_REQUESTS,
+    MODEL_MAX_ONGOING_REQUESTS,
+    MODEL_MAX_QUEUED_REQUESTS,
+    AppArgs,
+    BatchingConfig,
+    IngressUserConfig,
+    ModelConfig,
+)
 
 SHARE_ROUTER = "imgclf_serve.routing:ShareRouter"
 INGRESS_NAME = "ClassifierIngress"
-# Calls one model replica accepts at once: two full batches of single images (one on the core,
-# the next filling); a ClassifyBatch share counts as one call. More only lengthens the wait of
-# admitted calls under overload (RELIABILITY.md).
-MODEL_MAX_ONGOING_REQUESTS = 16
-# Calls the ingress holds for a model when all its replicas are full; beyond that a call fails
-# at once with RESOURCE_EXHAUSTED instead of queueing without bound (Ray's default, -1).
-MODEL_MAX_QUEUED_REQUESTS = 64
-# gRPC calls the ingress handles at once; it only waits on replicas, so it can hold many.
-INGRESS_MAX_ONGOING_REQUESTS = 1000
 
 
 def build_app(args: AppArgs | dict[str, Any]) -> Application:
@@ -61,7 +61,7 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
         )
         for model in args.models
     }
-    ingress = ClassifierIngress.options(
+    ingress = cast(Deployment, ClassifierIngress).options(
         name=INGRESS_NAME,
         num_replicas=ingress_plan.replicas,
         ray_actor_options={"num_cpus": ingress_plan.cpus_per_replica},
@@ -88,7 +88,7 @@ def _alive_node_resources() -> list[dict[str, float]]:
 def _model_deployment(
     model: ModelConfig, plan: ReplicaPlan, image_limits: ImageLimits, max_images: int
 ) -> Application:
-    deployment = ModelReplica.options(
+    deployment = cast(Deployment, ModelReplica).options(
         name=model.name,
         num_replicas=plan.replicas,
         ray_actor_options=plan.ray_actor_options(),
@@ -96,6 +96,7 @@ def _model_deployment(
         max_ongoing_requests=MODEL_MAX_ONGOING_REQUESTS,
         max_queued_requests=MODEL_MAX_QUEUED_REQUESTS,
         user_config=BatchingConfig().model_dump(),
-        request_router_config=RequestRouterConfig(request_router_class=SHARE_ROUTER),
+        # Ray annotates request_router_class as a dict; it takes the import path (a str).
+        request_router_config=RequestRouterConfig(request_router_class=SHARE_ROUTER),  # type: ignore[arg-type]
     )
     return deployment.bind(model, plan.device_kind, image_limits, max_images)

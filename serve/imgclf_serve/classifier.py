@@ -8,18 +8,17 @@ it with fake deployment handles.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from imgclf_serve.admission import WorkAdmission
 from imgclf_serve.errors import InvalidArgument, ModelNotFound, quoted
 from imgclf_serve.failures import as_classify_error
 from imgclf_serve.postprocess import DEFAULT_TOP_K
 from imgclf_serve.preprocess import check_size
-from imgclf_serve.results import ItemResult
+from imgclf_serve.results import ImagePayload, ItemResult
 from imgclf_serve.routing import SlotCounter
 from imgclf_serve.settings import AdmissionConfig, HedgingConfig, LimitsConfig
 from imgclf_serve.shares import ShareSender
@@ -27,7 +26,7 @@ from imgclf_serve.spread import payload_bytes, raise_if_all_shed, reassemble, sp
 from imgclf_serve.straggler import StragglerPolicy
 
 # An image as the replicas take it: encoded bytes, or an array the caller preprocessed.
-Images = list[bytes] | list[np.ndarray]
+Images = list[ImagePayload]
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ class Classifier:
                 handle,
                 self.models[name].replicas,
                 self._stragglers[name],
-                lambda event, name=name: on_share_event(name, event),
+                functools.partial(on_share_event, name),
             )
             for name, handle in handles.items()
         }
@@ -155,6 +154,6 @@ class Classifier:
             )
         return reassemble(parts, replies, lambda exc: as_classify_error(exc, "a share"))
 
-    def _refuse(self, image: bytes | np.ndarray) -> None:
+    def _refuse(self, image: ImagePayload) -> None:
         if isinstance(image, bytes):
             check_size(image, self._image_limits)

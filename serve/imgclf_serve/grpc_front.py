@@ -46,9 +46,10 @@ def add_health_servicer(servicer: Any, server: grpc.Server) -> None:
 
 
 def install_status_mapping() -> None:
-    original = ray_proxy.get_grpc_response_status
+    # Ray's private function, replaced on purpose (the module docstring says why).
+    original = ray_proxy.get_grpc_response_status  # type: ignore[attr-defined]
     if not getattr(original, _MARK, False):
-        ray_proxy.get_grpc_response_status = _mapped(original)
+        ray_proxy.get_grpc_response_status = _mapped(original)  # type: ignore[attr-defined]
 
 
 def _mapped(original: Callable[..., ResponseStatus]) -> Callable[..., ResponseStatus]:

@@ -61,7 +61,7 @@ Answered = tuple[Response, list[str]]
 class ClassifierIngress:
     def __init__(
         self,
-        handles: dict[str, DeploymentHandle],
+        handles: dict[str, DeploymentHandle[Any]],
         models: dict[str, ServedModel],
         default_model: str,
         limits: LimitsConfig,
@@ -295,7 +295,7 @@ class ClassifierIngress:
         return [service] if service in self._models else None
 
     async def _health_status(self, models: list[str]) -> int:
-        return SERVING if await self._readiness.ready(models) else NOT_SERVING
+        return int(SERVING if await self._readiness.ready(models) else NOT_SERVING)
 
     # helpers
 

@@ -172,8 +172,8 @@ class ReplicaMetrics:
         # Ray adds its serve tags to the dict it is given, so each metric gets its own copy.
         for metric in (self._batch_size, self._core_images, self._core_busy):
             metric.set_default_tags(dict(core_tags))
-        for metric in (self._fill, self._skipped, self._load, self._warm_up):
-            metric.set_default_tags(dict(self._model))
+        for model_metric in (self._fill, self._skipped, self._load, self._warm_up):
+            model_metric.set_default_tags(dict(self._model))
         self._gauges = _HeldGauges()
 
     def stage(self, stage: str, seconds: float) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from imgclf_serve.errors import ClassifyError, Code, InvalidArgument, ModelNotFound, quoted
 from imgclf_serve.inference import grpc_service_pb2 as pb
 from imgclf_serve.postprocess import DEFAULT_TOP_K
-from imgclf_serve.results import ItemResult, Prediction
+from imgclf_serve.results import ImagePayload, ItemResult, Prediction
 
 SERVER_NAME = "imgclf"
 MODEL_VERSION = "1"
@@ -70,7 +70,7 @@ class InferCall:
     """A ModelInfer request, checked: the images (encoded, or preprocessed arrays), the number
     of predictions the replicas must return per image, and the outputs to build from them."""
 
-    images: list[bytes] | list[np.ndarray]
+    images: list[ImagePayload]
     top_k: int
     outputs: tuple[WantedOutput, ...]
 
@@ -115,7 +115,7 @@ def model_config(
     *,
     max_batch_size: int,
     replicas: int,
-    instance_kind: int,
+    instance_kind: pb.ModelInstanceGroup.Kind,
     backend: str,
     forward_batch_size: int,
 ) -> pb.ModelConfig:
@@ -161,9 +161,9 @@ def infer_call(request: pb.ModelInferRequest, model: ModelFacts, max_images: int
     tensor = request.inputs[0]
     raw = request.raw_input_contents[0] if request.raw_input_contents else None
     if tensor.name == IMAGE:
-        images: list[bytes] | list[np.ndarray] = _encoded_images(tensor, raw)
+        images: list[ImagePayload] = list(_encoded_images(tensor, raw))
     elif tensor.name == PIXELS:
-        images = _pixel_images(tensor, raw, model)
+        images = list(_pixel_images(tensor, raw, model))
     else:
         raise InvalidArgument(f"unknown input {quoted(tensor.name)}; inputs: {model.inputs_hint()}")
     if not images:
@@ -306,7 +306,8 @@ def _expect_datatype(tensor: pb.ModelInferRequest.InferInputTensor, datatype: st
 
 def _split_bytes(raw: bytes) -> list[bytes]:
     """BYTES elements from raw contents: each a 4-byte little-endian length, then the bytes."""
-    elements, offset, view = [], 0, memoryview(raw)
+    elements: list[bytes] = []
+    offset, view = 0, memoryview(raw)
     while offset < len(raw):
         if offset + _LENGTH.size > len(raw):
             raise InvalidArgument("raw BYTES contents end inside an element's length prefix")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgclf_serve.devices import DeviceKind
-from imgclf_serve.settings import IngressConfig, ModelConfig
+from imgclf_serve.settings import BACKEND_DEVICE, DeviceChoice, IngressConfig, ModelConfig
 
 # The Ray resource that stands for one core of each kind.
 RAY_RESOURCE = {
@@ -103,11 +103,12 @@ def plan_replicas(
 
 
 def _device_kind(model: ModelConfig, cluster_resources: dict[str, float]) -> DeviceKind:
-    if model.device != "auto":
-        return DeviceKind(model.device)
-    if model.backend in ("neuron", "neuronx") or cluster_resources.get("neuron_cores", 0) >= 1:
+    if model.device is not DeviceChoice.AUTO:
+        return DeviceKind(model.device.value)
+    needs = BACKEND_DEVICE.get(model.backend)
+    if needs is DeviceChoice.NEURON_CORE or cluster_resources.get("neuron_cores", 0) >= 1:
         return DeviceKind.NEURON_CORE
-    if model.backend == "cuda" or cluster_resources.get("GPU", 0) >= 1:
+    if needs is DeviceChoice.GPU or cluster_resources.get("GPU", 0) >= 1:
         return DeviceKind.GPU
     return DeviceKind.CPU
 

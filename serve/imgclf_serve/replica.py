@@ -36,8 +36,8 @@ from imgclf_serve.metrics import ReplicaMetrics
 from imgclf_serve.models import get_spec, imagenet_labels
 from imgclf_serve.postprocess import top_k
 from imgclf_serve.preprocess import DecodeCancelled, ImageLimits, check_header, load_image
-from imgclf_serve.results import ItemError, ItemResult, ReplicaInfo, ServedBy
-from imgclf_serve.settings import ModelConfig, ReplicaUserConfig
+from imgclf_serve.results import ImagePayload, ItemError, ItemResult, ReplicaInfo, ServedBy
+from imgclf_serve.settings import BackendChoice, ModelConfig, ReplicaUserConfig
 
 logger = logging.getLogger("ray.serve")
 
@@ -67,7 +67,8 @@ class ModelReplica:
         self._admission = WorkAdmission(max_images, where="model replica")
         self._labels = imagenet_labels()
         device = assigned_device(device_kind)
-        requested = self._spec.default_backend if model.backend == "auto" else model.backend
+        auto = model.backend is BackendChoice.AUTO
+        requested = self._spec.default_backend if auto else model.backend.value
         backend_name = resolve_backend(requested, device)
         self._backend = load_backend(
             backend_name,
@@ -141,7 +142,7 @@ class ModelReplica:
         return probabilities
 
     async def classify_share(
-        self, images: list[bytes] | list[np.ndarray], top_k: int, slot: int | None
+        self, images: list[ImagePayload], top_k: int, slot: int | None
     ) -> list[ItemResult]:
         """A share of a ClassifyBatch call, in order: encoded images, or arrays the caller
         preprocessed (the Open Inference Protocol's PIXELS input, checked by the ingress for
@@ -155,7 +156,7 @@ class ModelReplica:
         self._crash_if_injected(images)
         return list(await asyncio.gather(*(self._admitted(image, top_k) for image in images)))
 
-    async def _admitted(self, image: bytes | np.ndarray, k: int) -> ItemResult:
+    async def _admitted(self, image: ImagePayload, k: int) -> ItemResult:
         """One admitted image; it leaves the replica's count as soon as it is answered."""
         try:
             return await self._classify_one(image, k)
@@ -173,7 +174,7 @@ class ModelReplica:
             served_by=self._served_by,
         )
 
-    async def _classify_one(self, image: bytes | np.ndarray, k: int) -> ItemResult:
+    async def _classify_one(self, image: ImagePayload, k: int) -> ItemResult:
         loop = asyncio.get_running_loop()
         arrived = time.perf_counter()
         cancelled = threading.Event()
@@ -203,7 +204,7 @@ class ModelReplica:
         return ItemResult(predictions, self._served_by)
 
     def _decode(
-        self, image: bytes | np.ndarray, cancelled: Callable[[], bool] = lambda: False
+        self, image: ImagePayload, cancelled: Callable[[], bool] = lambda: False
     ) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
         if cancelled():
@@ -221,9 +222,9 @@ class ModelReplica:
         check_header(image, self._limits)
         return _NO_PIXELS
 
-    def _crash_if_injected(self, images: list[bytes] | list[np.ndarray]) -> None:
+    def _crash_if_injected(self, images: list[ImagePayload]) -> None:
         poison = self._user_config.inject_faults.crash_on_image_sha256
-        if poison and any(hashlib.sha256(image).hexdigest() in poison for image in images):
+        if poison and any(_sha256(image) in poison for image in images):
             logger.error("injected fault: exiting on an image listed in crash_on_image_sha256")
             os._exit(1)
 
@@ -275,3 +276,7 @@ def _sample_image() -> bytes:
     sample = io.BytesIO()
     Image.new("RGB", (320, 240), (128, 64, 32)).save(sample, format="JPEG")
     return sample.getvalue()
+
+
+def _sha256(image: ImagePayload) -> str:
+    return hashlib.sha256(image.tobytes() if isinstance(image, np.ndarray) else image).hexdigest()

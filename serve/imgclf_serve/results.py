@@ -1,11 +1,18 @@
-"""What a model replica returns to the ingress: plain frozen dataclasses, no protos."""
+"""What the ingress sends a model replica and what it returns: plain types, no protos."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
+
+import numpy as np
 
 from imgclf_serve.devices import DeviceKind
 from imgclf_serve.errors import ClassifyError, Code, Reason
+
+# One image as the ingress sends it: encoded bytes, or pixels the caller preprocessed
+# (the Open Inference Protocol's PIXELS input).
+ImagePayload: TypeAlias = bytes | np.ndarray
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,56 @@ to `args` changes the application's code version in Ray Serve and restarts every
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imgclf_serve.models import DEFAULT_MODEL, REGISTRY
 from imgclf_serve.preprocess import ImageLimits
+
+
+class BackendChoice(str, enum.Enum):
+    """ModelConfig.backend: a backend (backends.base.BackendName), or AUTO to pick one by the
+    core a replica holds (backends.resolve_backend)."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    NEURON = "neuron"
+    NEURONX = "neuronx"
+    NULL = "null"
+
+
+class DeviceChoice(str, enum.Enum):
+    """ModelConfig.device: a core kind (devices.DeviceKind), or AUTO: NeuronCores if the
+    cluster has any, else GPUs, else CPU slots."""
+
+    AUTO = "auto"
+    NEURON_CORE = "neuron_core"
+    GPU = "gpu"
+    CPU = "cpu"
+
+
+# The device each accelerator backend needs.
+BACKEND_DEVICE = {
+    BackendChoice.NEURON: DeviceChoice.NEURON_CORE,
+    BackendChoice.NEURONX: DeviceChoice.NEURON_CORE,
+    BackendChoice.CUDA: DeviceChoice.GPU,
+}
+
+
+# Ray Serve deployment options imgclf sets (app.py); the Serve config's `deployments:` entry of
+# a deployment overrides them by name.
+# Calls one model replica accepts at once: two full batches of single images (one on the core,
+# the next filling); a ClassifyBatch share counts as one call. More only lengthens the wait of
+# admitted calls under overload (RELIABILITY.md).
+MODEL_MAX_ONGOING_REQUESTS = 16
+# Calls the ingress holds for a model when all its replicas are full; beyond that a call fails
+# at once with RESOURCE_EXHAUSTED instead of queueing without bound (Ray's default, -1).
+MODEL_MAX_QUEUED_REQUESTS = 64
+# gRPC calls one ingress replica handles at once; it only waits on replicas, so it can hold many.
+INGRESS_MAX_ONGOING_REQUESTS = 1000
 
 
 class _Strict(BaseModel):
@@ -27,7 +70,12 @@ class BatchingConfig(_Strict):
 
     max_batch_size: int = Field(8, ge=1, le=512, description="Most images per forward pass.")
     batch_wait_timeout_s: float = Field(
-        0.0, ge=0, le=1, description="How long a partial batch waits for more images."
+        0.0,
+        ge=0,
+        le=1,
+        description="How long a partial batch waits for more images. One batch runs at a time, "
+        "so images that arrive meanwhile form the next batch anyway; waiting on top of that "
+        "only adds latency (BENCHMARKS.md: 0 beat 5 ms on every load).",
     )
 
 
@@ -45,7 +93,9 @@ class FaultInjection(_Strict):
         description="Replicas pinned to these core ids sleep `slow_forward_s` before each "
         "forward pass: a straggler (a throttled or noisy core).",
     )
-    slow_forward_s: float = Field(0.0, ge=0, le=60)
+    slow_forward_s: float = Field(
+        0.0, ge=0, le=60, description="The straggler's delay per forward pass."
+    )
     crash_on_image_sha256: list[str] = Field(
         default_factory=list,
         description="A replica that is given an image with one of these SHA-256 digests exits "
@@ -56,7 +106,9 @@ class FaultInjection(_Strict):
 class ReplicaUserConfig(BatchingConfig):
     """A model deployment's `user_config`: applied by each replica's reconfigure()."""
 
-    inject_faults: FaultInjection = FaultInjection()
+    inject_faults: FaultInjection = Field(
+        FaultInjection(), description="Faults for reliability tests; none by default."
+    )
 
 
 class HedgingConfig(_Strict):
@@ -64,9 +116,13 @@ class HedgingConfig(_Strict):
     `after_median_multiple` times the median share time (and at least `min_delay_s`) is sent
     to another replica too; the first answer wins, the other is cancelled."""
 
-    enabled: bool = True
-    after_median_multiple: float = Field(3.0, ge=1.0)
-    min_delay_s: float = Field(0.05, ge=0.0)
+    enabled: bool = Field(True, description="Hedge late shares at all.")
+    after_median_multiple: float = Field(
+        3.0, ge=1.0, description="A share is late after this many times the median share time."
+    )
+    min_delay_s: float = Field(
+        0.05, ge=0.0, description="The least time before a share counts as late."
+    )
     max_hedged_fraction: float = Field(
         0.25,
         ge=0.0,
@@ -81,7 +137,9 @@ class HedgingConfig(_Strict):
 class IngressUserConfig(_Strict):
     """The ClassifierIngress deployment's `user_config`: applied in place by reconfigure()."""
 
-    hedging: HedgingConfig = HedgingConfig()
+    hedging: HedgingConfig = Field(
+        HedgingConfig(), description="The straggler policy for ClassifyBatch shares."
+    )
 
 
 class ModelConfig(_Strict):
@@ -94,13 +152,13 @@ class ModelConfig(_Strict):
     artifact: Path | None = Field(
         None, description="A model compiled by `python -m imgclf_serve.compile`."
     )
-    backend: Literal["auto", "cpu", "cuda", "neuron", "neuronx", "null"] = Field(
-        "auto",
+    backend: BackendChoice = Field(
+        BackendChoice.AUTO,
         description="The runtime; auto: the model's own default, else by device. `null` "
         "returns fixed probabilities without decoding or computing (serving-path benchmarks).",
     )
-    device: Literal["auto", "neuron_core", "gpu", "cpu"] = Field(
-        "auto",
+    device: DeviceChoice = Field(
+        DeviceChoice.AUTO,
         description="The core kind each replica is pinned to; auto: NeuronCores if the cluster "
         "has any, else GPUs, else CPU slots.",
     )
@@ -133,12 +191,11 @@ class ModelConfig(_Strict):
         if self.name not in REGISTRY:
             known = ", ".join(sorted(REGISTRY))
             raise ValueError(f"unknown model {self.name!r}; registered models: {known}")
-        needs = {"neuron": "neuron_core", "neuronx": "neuron_core", "cuda": "gpu"}
-        wanted = needs.get(self.backend)
-        if wanted and self.device not in ("auto", wanted):
+        wanted = BACKEND_DEVICE.get(self.backend)
+        if wanted and self.device not in (DeviceChoice.AUTO, wanted):
             raise ValueError(
-                f"model {self.name}: backend {self.backend} runs on device {wanted}, "
-                f"not {self.device}"
+                f"model {self.name}: backend {self.backend.value} runs on device "
+                f"{wanted.value}, not {self.device.value}"
             )
         return self
 
@@ -146,9 +203,18 @@ class ModelConfig(_Strict):
 class LimitsConfig(_Strict):
     """Per-call bounds; a request beyond them gets INVALID_ARGUMENT naming the limit."""
 
-    max_images_per_batch: int = Field(256, ge=1, le=65536)
-    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(40_000_000, ge=1)
+    max_images_per_batch: int = Field(
+        256, ge=1, le=65536, description="Images in one ClassifyBatch or ModelInfer call."
+    )
+    max_image_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, description="Encoded bytes of one image (20 MiB)."
+    )
+    max_image_pixels: int = Field(
+        40_000_000,
+        ge=1,
+        description="Width x height of one image, read from its header before decoding "
+        "(decompression bombs are refused unread).",
+    )
     max_request_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1,
@@ -221,14 +287,18 @@ class AppArgs(_Strict):
     """Arguments of `imgclf_serve.app:build_app`."""
 
     models: list[ModelConfig] = Field(
-        default_factory=lambda: [ModelConfig(name=DEFAULT_MODEL)], min_length=1
+        default_factory=lambda: [ModelConfig(name=DEFAULT_MODEL)],
+        min_length=1,
+        description="The deployed models; the first is the default.",
     )
     default_model: str | None = Field(
         None, description="Model for requests that name none; default: the first model."
     )
-    limits: LimitsConfig = LimitsConfig()
-    admission: AdmissionConfig = AdmissionConfig()
-    ingress: IngressConfig = IngressConfig()
+    limits: LimitsConfig = Field(LimitsConfig(), description="Per-call bounds.")
+    admission: AdmissionConfig = Field(
+        AdmissionConfig(), description="Admission by images and bytes in flight."
+    )
+    ingress: IngressConfig = Field(IngressConfig(), description="The ingress replicas.")
 
     @model_validator(mode="after")
     def _check(self) -> AppArgs:

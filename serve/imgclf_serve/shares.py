@@ -18,15 +18,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-import numpy as np
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from imgclf_serve.errors import ClassifyError, Code
-from imgclf_serve.results import ItemError, ItemResult
+from imgclf_serve.results import ImagePayload, ItemError, ItemResult
 from imgclf_serve.straggler import StragglerPolicy
 
 logger = logging.getLogger("ray.serve")
@@ -46,7 +45,7 @@ class ShareSender:
 
     def __init__(
         self,
-        handle: DeploymentHandle,
+        handle: DeploymentHandle[Any],
         replicas: int,
         straggler: StragglerPolicy,
         on_event: Callable[[str], None] = lambda event: None,
@@ -56,9 +55,7 @@ class ShareSender:
         self._straggler = straggler
         self._on_event = on_event
 
-    async def send(
-        self, images: list[bytes] | list[np.ndarray], k: int, slot: int | None
-    ) -> list[ItemResult]:
+    async def send(self, images: list[ImagePayload], k: int, slot: int | None) -> list[ItemResult]:
         """Results for `images` (encoded, or preprocessed arrays), in order. `slot` None: one
         Classify, routed by load."""
         try:
@@ -69,7 +66,7 @@ class ShareSender:
         return await self._each_alone(images, k, slot)
 
     async def _each_alone(
-        self, images: list[bytes] | list[np.ndarray], k: int, slot: int | None
+        self, images: list[ImagePayload], k: int, slot: int | None
     ) -> list[ItemResult]:
         """Each image once more, alone; one per live replica at a time. The dead replica's
         slot is skipped: slots after it map to the replicas that were alive beside it."""
@@ -84,7 +81,7 @@ class ShareSender:
             )
         return results
 
-    async def _alone(self, image: bytes | np.ndarray, k: int, slot: int | None) -> ItemResult:
+    async def _alone(self, image: ImagePayload, k: int, slot: int | None) -> ItemResult:
         try:
             results: list[ItemResult] = await self._handle.classify_share.remote(
                 [image], k, slot=slot
@@ -96,7 +93,7 @@ class ShareSender:
         return results[0]
 
     async def _hedged(
-        self, images: list[bytes] | list[np.ndarray], k: int, slot: int | None
+        self, images: list[ImagePayload], k: int, slot: int | None
     ) -> list[ItemResult]:
         first = self._handle.classify_share.remote(images, k, slot=slot)
         if slot is None:  # a Classify: routed by load, neither timed nor hedged
@@ -108,14 +105,13 @@ class ShareSender:
             results = await first
             self._straggler.finished(time.monotonic() - started, hedged=False)
             return results
-        attempts = [_Attempt(first)]
+        attempts = [_Attempt(cast(DeploymentResponse[Any], first))]
         try:
             done, _ = await asyncio.wait({attempts[0].task}, timeout=delay)
             if not done:
                 self._on_event("hedged")
-                attempts.append(
-                    _Attempt(self._handle.classify_share.remote(images, k, slot=slot + 1))
-                )
+                second = self._handle.classify_share.remote(images, k, slot=slot + 1)
+                attempts.append(_Attempt(cast(DeploymentResponse[Any], second)))
             results = await _first_answer(attempts)
         finally:
             for attempt in attempts:
@@ -125,7 +121,7 @@ class ShareSender:
 
 
 class _Attempt:
-    def __init__(self, response: DeploymentResponse) -> None:
+    def __init__(self, response: DeploymentResponse[Any]) -> None:
         self.response = response
         self.task: asyncio.Future[Any] = asyncio.ensure_future(response)
 

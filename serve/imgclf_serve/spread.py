@@ -13,10 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-import numpy as np
-
 from imgclf_serve.errors import ClassifyError, Code, Overloaded
-from imgclf_serve.results import ItemError, ItemResult
+from imgclf_serve.results import ImagePayload, ItemError, ItemResult
 from imgclf_serve.routing import split_evenly
 
 Image = TypeVar("Image")
@@ -75,7 +73,7 @@ def raise_if_all_shed(results: Sequence[ItemResult]) -> None:
         raise Overloaded(first.message)
 
 
-def payload_bytes(images: Sequence[bytes | np.ndarray]) -> int:
+def payload_bytes(images: Sequence[ImagePayload]) -> int:
     """Bytes a call's images carry: encoded files, or preprocessed arrays."""
     return sum(len(image) if isinstance(image, bytes) else image.nbytes for image in images)
 

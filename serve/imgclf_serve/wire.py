@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf_serve.devices import DeviceKind
 from imgclf_serve.errors import Reason
@@ -24,8 +26,8 @@ BACKEND = {
 REASON_METADATA_KEY = "imgclf-error-reason"
 
 
-def error_reason(reason: Reason) -> pb.ErrorReason.ValueType:
-    return pb.ErrorReason.Value(f"ERROR_REASON_{reason.name}")
+def error_reason(reason: Reason) -> pb.ErrorReason:
+    return cast(pb.ErrorReason, pb.ErrorReason.Value(f"ERROR_REASON_{reason.name}"))
 
 
 def predictions_to_proto(predictions: tuple[Prediction, ...]) -> list[pb.Prediction]:

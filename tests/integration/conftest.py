@@ -22,7 +22,7 @@ from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_tools.local_cluster import DEFAULT_CONFIG, LocalCluster
 from tests.conftest import IMAGES_DIR
-from tests.integration.figures import REPORTED
+from tests.integration.harness import REPORTED
 
 NEURON_CORES = 4
 INGRESS_REPLICAS = 2  # the Serve config's ingress.cores_per_replica: 2 over 4 NeuronCores
@@ -50,6 +50,12 @@ class Server:
         edit(config)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.cluster.deploy(self.config_path)
+
+    def user_config(self, deployment: str) -> dict[str, object]:
+        """The deployment's `user_config` in the deployed config."""
+        (app,) = yaml.safe_load(self.config_path.read_text())["applications"]
+        (entry,) = (d for d in app["deployments"] if d["name"] == deployment)
+        return dict(entry.get("user_config", {}))
 
     def set_deployment_options(self, deployment: str, **options: object) -> dict[str, object]:
         """Redeploy with `options` set on one deployment of the config's `deployments:`
@@ -86,14 +92,16 @@ def integration_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg
     (app,) = config["applications"]
     (lite0,) = app["args"]["models"]
     lite0["cpus_per_replica"] = 0.25  # four NeuronCore replicas on a 2-CPU machine
-    app["args"]["ingress"]["cpus_per_replica"] = 0.25  # two ingress replicas (4 cores / 2)
-    app["args"]["limits"]["max_request_bytes"] = REQUEST_LIMIT
-    app["args"]["admission"]["ingress_max_images"] = INGRESS_MAX_IMAGES
-    app["args"]["admission"]["replica_max_images"] = REPLICA_MAX_IMAGES
+    args = app["args"]
+    args.setdefault("ingress", {})["cpus_per_replica"] = 0.25  # two ingress replicas (4 cores / 2)
+    args.setdefault("limits", {})["max_request_bytes"] = REQUEST_LIMIT
+    args.setdefault("admission", {}).update(
+        ingress_max_images=INGRESS_MAX_IMAGES, replica_max_images=REPLICA_MAX_IMAGES
+    )
     # Hedged shares are answered by another replica than their slot's: the placement tests
     # need exact placement. test_stragglers.py turns hedging on and measures it.
     (ingress,) = (d for d in app["deployments"] if d["name"] == "ClassifierIngress")
-    ingress["user_config"]["hedging"]["enabled"] = False
+    ingress.setdefault("user_config", {}).setdefault("hedging", {})["enabled"] = False
     app["args"]["models"].append(
         {
             "name": "resnet50",

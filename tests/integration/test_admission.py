@@ -25,7 +25,7 @@ from tests.integration.conftest import (
     Server,
     assert_no_internals,
 )
-from tests.integration.figures import Tally, report
+from tests.integration.harness import Tally, report
 from tests.integration.test_overload import MB_PER_GIB, RssSampler
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]

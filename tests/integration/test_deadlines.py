@@ -15,7 +15,7 @@ import pytest
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from tests.integration.conftest import Server
-from tests.integration.figures import report
+from tests.integration.harness import report
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 

@@ -16,7 +16,7 @@ from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_serve.inference import grpc_service_pb2 as oip_pb
 from imgclf_serve.inference import grpc_service_pb2_grpc as oip_grpc
 from tests.integration.conftest import Server, assert_no_internals
-from tests.integration.figures import Tally, report
+from tests.integration.harness import Tally, report
 from tests.integration.open_inference import raw_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]

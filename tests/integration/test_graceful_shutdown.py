@@ -15,7 +15,7 @@ import pytest
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from tests.integration.conftest import NEURON_CORES, Server
-from tests.integration.figures import Tally, report
+from tests.integration.harness import Tally, report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 LITE0 = "efficientnet-lite0"
@@ -104,7 +104,7 @@ def change_code_version(server: Server, pixels: int) -> None:
 
     def edit(config: dict) -> None:  # type: ignore[type-arg]
         (app,) = config["applications"]
-        app["args"]["limits"]["max_image_pixels"] = pixels
+        app["args"].setdefault("limits", {})["max_image_pixels"] = pixels
 
     server.redeploy(edit)
 

@@ -26,7 +26,7 @@ from tests.imagegen import (
     with_orientation,
 )
 from tests.integration.conftest import assert_no_internals, replicas_of
-from tests.integration.figures import report
+from tests.integration.harness import report
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 

@@ -11,46 +11,32 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from imgclf import ClassifierClient, ImgclfError, RetryPolicy
+from imgclf import ClassifierClient
 from tests.integration.conftest import (
     INGRESS_REPLICAS,
     NEURON_CORES,
     Server,
     assert_no_internals,
 )
-from tests.integration.figures import Tally, report
-from tests.integration.test_health_check_failure import lite0_user_config, replica_per_core
+from tests.integration.harness import (
+    ClientLoad,
+    health_status,
+    replica_per_core,
+    report,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 LITE0, RESNET50, INGRESS = "efficientnet-lite0", "resnet50", "ClassifierIngress"
-SERVING = health_pb2.HealthCheckResponse.SERVING
-NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 LOAD_S = 12.0
 
 
 def check(server: Server, service: str = "") -> str:
-    health = health_pb2_grpc.HealthStub(server.channel)
-    try:
-        reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
-    except grpc.RpcError as exc:
-        return exc.code().name
-    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-
-
-def wait_for(condition, timeout_s: float, period_s: float = 0.5) -> float | None:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(period_s)
-    return None
+    return health_status(server.channel, service)
 
 
 def ingress_running(server: Server) -> bool:
@@ -59,38 +45,16 @@ def ingress_running(server: Server) -> bool:
 
 
 def test_an_ingress_killed_under_load_loses_no_call(server: Server) -> None:
-    target = server.cluster.grpc_target
-    retry = RetryPolicy(max_attempts=5, initial_backoff_s=0.2, max_backoff_s=2.0)
-    calls = Tally()
-    messages: list[str] = []
-    stop_at = time.monotonic() + LOAD_S
-
-    def load(batch: bool) -> None:
-        with ClassifierClient(target, retry=retry, timeout=60) as client:
-            while time.monotonic() < stop_at:
-                try:
-                    if batch:
-                        items = client.classify_batch([server.tiger] * NEURON_CORES)
-                        failed = [item for item in items if not item.ok]
-                        messages.extend(item.message for item in failed)  # type: ignore[union-attr]
-                        calls.record("OK" if not failed else "ITEM_FAILED")
-                    else:
-                        client.classify(server.tiger)
-                        calls.record("OK")
-                except ImgclfError as exc:
-                    calls.record(exc.code.name)
-                    messages.append(exc.message)
-
     victims = server.cluster.replica_pids(INGRESS)
     assert len(victims) == INGRESS_REPLICAS
-    workers = [threading.Thread(target=load, args=(n == 0,)) for n in range(5)]
-    for worker in workers:
-        worker.start()
-    time.sleep(3)
-    killed_at = time.monotonic()
-    os.kill(victims[0], signal.SIGKILL)
-    for worker in workers:
-        worker.join(timeout=LOAD_S + 120)
+    load = ClientLoad(
+        server.cluster.grpc_target, server.tiger, singles=4, batches=1, batch=NEURON_CORES,
+        duration_s=LOAD_S,
+    )  # fmt: skip
+    with load:
+        time.sleep(3)
+        killed_at = time.monotonic()
+        os.kill(victims[0], signal.SIGKILL)
     back_s = wait_for(
         lambda: (
             victims[0] not in server.cluster.replica_pids(INGRESS)
@@ -103,13 +67,13 @@ def test_an_ingress_killed_under_load_loses_no_call(server: Server) -> None:
     report(
         "ingress killed",
         f"SIGKILL to 1 of {INGRESS_REPLICAS} ingress replicas under 4 Classify and 1 "
-        f"ClassifyBatch loops (client retries on); calls: {calls.summary()}; "
-        f"{INGRESS_REPLICAS} ingress replicas and SERVING again "
-        f"{back_after_kill_s:.1f} s after the kill",
+        f"ClassifyBatch loops (client retries on); calls: {load.calls.summary()}; batch "
+        f"images: {load.images.summary()}; {INGRESS_REPLICAS} ingress replicas and SERVING "
+        f"again {back_after_kill_s:.1f} s after the kill",
     )
-    for message in messages:
+    for message in load.messages:
         assert_no_internals(message)
-    assert calls.lost == 0, (calls.codes, messages[:3])
+    assert load.calls.lost == 0 and load.images.lost == 0, (load.calls.codes, load.messages[:3])
     assert back_s is not None
 
 
@@ -145,10 +109,12 @@ def test_a_model_without_a_warm_replica_is_not_serving(server: Server) -> None:
 def test_after_an_ingress_restart_a_missing_replica_does_not_stop_serving(
     server: Server,
 ) -> None:
-    faulty = {**lite0_user_config(server), "inject_faults": {"fail_health_check_on_cores": ["2"]}}
+    faulty = {**server.user_config(LITE0), "inject_faults": {"fail_health_check_on_cores": ["2"]}}
     with ClassifierClient(server.cluster.grpc_target, timeout=60) as client:
         with server.deployment_options(LITE0, user_config=faulty, health_check_period_s=1):
-            removed_s = wait_for(lambda: "2" not in replica_per_core(client, server.tiger), 120)
+            removed_s = wait_for(
+                lambda: "2" not in replica_per_core(client, server.tiger, NEURON_CORES), 120
+            )
             assert removed_s is not None, "core 2's replica was not stopped"
             for pid in server.cluster.replica_pids(INGRESS):
                 os.kill(pid, signal.SIGKILL)
@@ -166,9 +132,9 @@ def test_after_an_ingress_restart_a_missing_replica_does_not_stop_serving(
 
             routed_s = wait_for(answered, 60)
             statuses = {service: check(server, service) for service in ("", LITE0, RESNET50)}
-            cores = replica_per_core(client, server.tiger)
+            cores = replica_per_core(client, server.tiger, NEURON_CORES)
         healthy_s = wait_for(
-            lambda: len(replica_per_core(client, server.tiger)) == NEURON_CORES, 180
+            lambda: len(replica_per_core(client, server.tiger, NEURON_CORES)) == NEURON_CORES, 180
         )
     report(
         "ingress restart with a replica missing",

@@ -13,7 +13,6 @@ do not compete for one port on this one machine."""
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imgclf import ClassifierClient, ImgclfError, RetryPolicy
+from imgclf import ClassifierClient
 from imgclf_tools.local_cluster import DEFAULT_CONFIG, LocalCluster, WorkerNode
 from tests.conftest import IMAGES_DIR
-from tests.integration.figures import Tally, report
+from tests.integration.harness import ClientLoad, report, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 CORES_PER_WORKER = 2
@@ -94,9 +93,7 @@ def test_losing_a_worker_node_moves_traffic_and_its_replicas_come_back(
 ) -> None:
     cluster, workers = multinode.cluster, multinode.workers
     image = (IMAGES_DIR / "tiger.jpg").read_bytes()
-    target = cluster.grpc_target
-    retry = RetryPolicy(max_attempts=5, initial_backoff_s=0.2, max_backoff_s=2.0)
-    with ClassifierClient(target, timeout=60) as client:
+    with ClassifierClient(cluster.grpc_target, timeout=60) as client:
         before = placement(client, image)
     nodes = node_ids_by_temp_dir(cluster)
     worker_nodes = {nodes[str(worker.temp_dir)] for worker in workers}
@@ -105,74 +102,34 @@ def test_losing_a_worker_node_moves_traffic_and_its_replicas_come_back(
     ingresses = cluster.replica_pids("ClassifierIngress")
     ingress_per_worker = [len(set(ingresses) & set(worker.pids())) for worker in workers]
     assert ingress_per_worker == [1, 1], f"not one ingress replica per worker: {ingresses}"
-    victim_index = 0
-    victim = workers[victim_index]
+    victim = workers[0]
     victim_node = nodes[str(victim.temp_dir)]
 
-    calls, images = Tally(), Tally()
-    down = threading.Event()
-    served_while_down = Tally()
-    stop = threading.Event()
-
-    def single_calls() -> None:
-        with ClassifierClient(target, retry=retry, timeout=60) as client:
-            while not stop.is_set():
-                try:
-                    result = client.classify(image)
-                except ImgclfError as exc:
-                    calls.record(exc.code.name)
-                    continue
-                calls.record("OK")
-                if down.is_set() and result.served_by:
-                    served_while_down.record(result.served_by.node_id)
-
-    def batches() -> None:
-        with ClassifierClient(target, retry=retry, timeout=60) as client:
-            while not stop.is_set():
-                try:
-                    items = client.classify_batch([image] * 4)
-                except ImgclfError as exc:
-                    calls.record(exc.code.name)
-                    continue
-                calls.record("OK")
-                for item in items:
-                    images.record("OK" if item.ok else item.code.name)
-
-    load = [threading.Thread(target=single_calls) for _ in range(4)]
-    load.append(threading.Thread(target=batches))
-    for thread in load:
-        thread.start()
-    recovered_s = None
-    try:
+    with ClientLoad(cluster.grpc_target, image, singles=4, batches=1, batch=4) as load:
         time.sleep(3)
         killed = victim.stop(signal.SIGKILL)
-        down.set()
         killed_at = time.monotonic()
         time.sleep(10)  # traffic on the surviving node meanwhile
-        down.clear()
-        workers[victim_index] = cluster.start_worker(**WORKER)  # type: ignore[arg-type]
+        back_at = time.monotonic()
+        workers[0] = cluster.start_worker(**WORKER)  # type: ignore[arg-type]
         restarted_at = time.monotonic()
-        with ClassifierClient(target, timeout=60) as client:
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline:
+        with ClassifierClient(cluster.grpc_target, timeout=60) as client:
+
+            def all_cores_back() -> bool:
                 now = placement(client, image)
-                if len(now) == 2 * CORES_PER_WORKER and victim_node not in {n for n, _ in now}:
-                    recovered_s = time.monotonic() - restarted_at
-                    break
-                time.sleep(1)
-    finally:
-        stop.set()
-        for thread in load:
-            thread.join(timeout=120)
-    survivors = set(served_while_down.codes)
+                return len(now) == 2 * CORES_PER_WORKER and victim_node not in {n for n, _ in now}
+
+            recovered_s = wait_for(all_cores_back, timeout_s=240, period_s=1)
+    served_while_down = [node for at, node in load.served if killed_at <= at <= back_at]
     report(
         "multi-node",
-        f"killed worker node ({len(killed)} processes) under load; calls: {calls.summary()}; "
-        f"batch images: {images.summary()}; {served_while_down.sent} single calls served by "
-        f"the other node in the 10 s it was gone; after `ray start` again, all "
-        f"{2 * CORES_PER_WORKER} cores served in {recovered_s and round(recovered_s, 1)} s "
+        f"killed worker node ({len(killed)} processes) under load; calls: "
+        f"{load.calls.summary()}; batch images: {load.images.summary()}; "
+        f"{len(served_while_down)} single calls served by the other node in the 10 s it was "
+        f"gone; after `ray start` again, all {2 * CORES_PER_WORKER} cores served in "
+        f"{recovered_s and round(recovered_s, 1)} s "
         f"({recovered_s and round(recovered_s + restarted_at - killed_at, 1)} s after the kill)",
     )
-    assert served_while_down.sent > 0 and victim_node not in survivors
-    assert calls.lost == 0 and images.lost == 0, (calls.codes, images.codes)
+    assert served_while_down and victim_node not in served_while_down
+    assert load.calls.lost == 0 and load.images.lost == 0, (load.calls.codes, load.images.codes)
     assert recovered_s is not None, "the restarted node's replicas did not come back"

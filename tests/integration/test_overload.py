@@ -19,7 +19,7 @@ from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_tools.processes import memory_mb
 from tests.integration.conftest import INGRESS_REPLICAS, NEURON_CORES, Server
-from tests.integration.figures import Tally, report
+from tests.integration.harness import Tally, report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 LITE0 = "efficientnet-lite0"

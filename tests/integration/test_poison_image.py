@@ -14,8 +14,7 @@ import pytest
 from imgclf import ClassifierClient, InternalError
 from tests.conftest import IMAGES_DIR
 from tests.integration.conftest import NEURON_CORES, Server, assert_no_internals
-from tests.integration.figures import report
-from tests.integration.test_health_check_failure import lite0_user_config, replica_per_core
+from tests.integration.harness import replica_per_core, report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 LITE0 = "efficientnet-lite0"
@@ -29,7 +28,7 @@ def replicas_stopped(server: Server, before: set[int], wait_s: float = 3.0) -> i
 def test_an_image_that_crashes_replicas_fails_alone_and_costs_at_most_two(server: Server) -> None:
     poison = (IMAGES_DIR / "kitten_small.jpg").read_bytes()
     crashing = {
-        **lite0_user_config(server),
+        **server.user_config("efficientnet-lite0"),
         "inject_faults": {"crash_on_image_sha256": [hashlib.sha256(poison).hexdigest()]},
     }
     target = server.cluster.grpc_target
@@ -45,7 +44,7 @@ def test_an_image_that_crashes_replicas_fails_alone_and_costs_at_most_two(server
         recovered_s = None
         lifted = time.monotonic()
         while time.monotonic() - lifted < 240:
-            if len(replica_per_core(client, server.tiger)) == NEURON_CORES:
+            if len(replica_per_core(client, server.tiger, NEURON_CORES)) == NEURON_CORES:
                 recovered_s = time.monotonic() - lifted
                 break
             time.sleep(1)

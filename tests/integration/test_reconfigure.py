@@ -17,7 +17,7 @@ def set_max_batch_size(server: Server, size: int) -> None:
     def edit(config: dict) -> None:  # type: ignore[type-arg]
         (app,) = config["applications"]
         (lite0,) = (d for d in app["deployments"] if d["name"] == "efficientnet-lite0")
-        lite0["user_config"]["max_batch_size"] = size
+        lite0.setdefault("user_config", {})["max_batch_size"] = size
 
     server.redeploy(edit)
 

@@ -7,87 +7,54 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 import pytest
 
-from imgclf import ClassifierClient, ImgclfError, RetryPolicy
+from imgclf import ClassifierClient
 from tests.integration.conftest import NEURON_CORES, Server
-from tests.integration.figures import Tally, report
+from tests.integration.harness import ClientLoad, report, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
+LITE0 = "efficientnet-lite0"
 LOAD_S = 12.0
-WORKERS = 6
 
 
-def lite0_replica_pids(server: Server) -> list[int]:
-    return server.cluster.replica_pids("efficientnet-lite0")
+def cores_serving(client: ClassifierClient, image: bytes) -> set[tuple[int, ...]]:
+    items = client.classify_batch([image] * (2 * NEURON_CORES))
+    return {item.served_by.core_ids for item in items if item.ok and item.served_by}
 
 
 def test_a_killed_replica_is_replaced_and_no_call_is_lost(server: Server) -> None:
-    target = server.cluster.grpc_target
-    retry = RetryPolicy(max_attempts=5, initial_backoff_s=0.2, max_backoff_s=2.0)
-    calls, images = Tally(), Tally()
-    stop_at = time.monotonic() + LOAD_S
-
-    def singles() -> None:
-        with ClassifierClient(target, retry=retry, timeout=60) as client:
-            while time.monotonic() < stop_at:
-                try:
-                    client.classify(server.tiger)
-                    calls.record("OK")
-                except ImgclfError as exc:
-                    calls.record(exc.code.name)
-
-    def batches() -> None:
-        with ClassifierClient(target, retry=retry, timeout=60) as client:
-            while time.monotonic() < stop_at:
-                try:
-                    items = client.classify_batch([server.tiger] * NEURON_CORES)
-                    calls.record("OK")
-                except ImgclfError as exc:
-                    calls.record(exc.code.name)
-                    continue
-                for item in items:
-                    images.record("OK" if item.ok else item.code.name)
-
-    before = lite0_replica_pids(server)
+    before = server.cluster.replica_pids(LITE0)
     assert len(before) == NEURON_CORES
-    workers = [threading.Thread(target=singles) for _ in range(WORKERS)]
-    workers += [threading.Thread(target=batches) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    time.sleep(3)
     victim = before[0]
-    killed_at = time.monotonic()
-    os.kill(victim, signal.SIGKILL)
-    for worker in workers:
-        worker.join(timeout=LOAD_S + 120)
+    load = ClientLoad(
+        server.cluster.grpc_target, server.tiger, singles=6, batches=2, batch=NEURON_CORES,
+        duration_s=LOAD_S,
+    )  # fmt: skip
+    with load:
+        time.sleep(3)
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
 
-    recovered_s = None
-    with ClassifierClient(target, timeout=60) as client:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            current = lite0_replica_pids(server)
-            cores = {
-                r.served_by.core_ids
-                for r in client.classify_batch([server.tiger] * (2 * NEURON_CORES))
-                if r.ok and r.served_by
-            }
-            if (
+    with ClassifierClient(server.cluster.grpc_target, timeout=60) as client:
+
+        def replaced() -> bool:
+            current = server.cluster.replica_pids(LITE0)
+            return (
                 victim not in current
                 and len(current) == NEURON_CORES
-                and len(cores) == NEURON_CORES
-            ):
-                recovered_s = time.monotonic() - killed_at
-                break
-            time.sleep(1)
+                and len(cores_serving(client, server.tiger)) == NEURON_CORES
+            )
+
+        recovered = wait_for(replaced, timeout_s=180, period_s=1)
+    recovered_s = None if recovered is None else time.monotonic() - killed_at
     report(
         "replica killed",
-        f"SIGKILL to 1 of {NEURON_CORES} lite0 replicas under load; calls: {calls.summary()}; "
-        f"batch images: {images.summary()}; all {NEURON_CORES} cores serving again after "
-        f"{recovered_s and round(recovered_s, 1)} s",
+        f"SIGKILL to 1 of {NEURON_CORES} lite0 replicas under load; calls: "
+        f"{load.calls.summary()}; batch images: {load.images.summary()}; all {NEURON_CORES} "
+        f"cores serving again after {recovered_s and round(recovered_s, 1)} s",
     )
-    assert recovered_s is not None, "the killed replica was not replaced"
-    assert calls.lost == 0 and images.lost == 0, (calls.codes, images.codes)
+    assert recovered is not None, "the killed replica was not replaced"
+    assert load.calls.lost == 0 and load.images.lost == 0, (load.calls.codes, load.images.codes)

@@ -13,7 +13,7 @@ from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
 from imgclf_serve.front import MAX_MESSAGE_BYTES
 from tests.integration.conftest import REQUEST_LIMIT, Server, assert_no_internals
-from tests.integration.figures import report
+from tests.integration.harness import report
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 MiB = 1024 * 1024

@@ -14,8 +14,7 @@ import pytest
 
 from imgclf import ClassifierClient
 from tests.integration.conftest import NEURON_CORES, Server
-from tests.integration.figures import report
-from tests.integration.test_health_check_failure import lite0_user_config
+from tests.integration.harness import report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 LITE0 = "efficientnet-lite0"
@@ -41,7 +40,7 @@ def timed_batches(client: ClassifierClient, image: bytes) -> tuple[list[float], 
 
 def test_a_slow_replica_is_hedged_around(server: Server) -> None:
     slow = {
-        **lite0_user_config(server),
+        **server.user_config("efficientnet-lite0"),
         "inject_faults": {"slow_forward_on_cores": [str(SLOW_CORE)], "slow_forward_s": SLOW_S},
     }
     off = {"hedging": {**HEDGING, "enabled": False}}

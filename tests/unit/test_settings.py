@@ -85,3 +85,69 @@ def test_torch_threads_default_to_the_cpu_share() -> None:
     assert ModelConfig(name="efficientnet-lite0", cpus_per_replica=2).cpu_threads() == 2
     tuned = ModelConfig(name="efficientnet-lite0", cpus_per_replica=1, torch_threads=2)
     assert tuned.cpu_threads() == 2
+
+
+def test_the_config_choices_are_the_backends_and_core_kinds_plus_auto() -> None:
+    from imgclf_serve.backends.base import BackendName
+    from imgclf_serve.devices import DeviceKind
+    from imgclf_serve.settings import BackendChoice, DeviceChoice
+
+    assert {c.value for c in BackendChoice} == {b.value for b in BackendName} | {"auto"}
+    assert {c.value for c in DeviceChoice} == {k.value for k in DeviceKind} | {"auto"}
+
+
+def test_an_unknown_backend_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValidationError) as raised:
+        ModelConfig(name="efficientnet-lite0", backend="tpu")
+    assert "'auto', 'cpu', 'cuda', 'neuron', 'neuronx' or 'null'" in str(raised.value)
+
+
+def _defaults_restated(given: object, default: object, where: str) -> list[str]:
+    """Paths in `given` (a config section) whose value equals the code's default."""
+    if isinstance(given, dict) and isinstance(default, dict):
+        found = []
+        for key, value in given.items():
+            if key in default:
+                found += _defaults_restated(value, default[key], f"{where}.{key}")
+        return found
+    return [where] if given == default else []
+
+
+def test_the_serve_config_file_sets_only_what_differs_from_the_code_defaults() -> None:
+    """imgclf_serve.settings is the one source of defaults: the config file overrides, it never
+    restates (a restated default would silently stay behind when the code's changes)."""
+    from imgclf_serve.settings import (
+        INGRESS_MAX_ONGOING_REQUESTS,
+        MODEL_MAX_ONGOING_REQUESTS,
+        MODEL_MAX_QUEUED_REQUESTS,
+        ModelConfig,
+    )
+
+    (app,) = yaml.safe_load(SERVE_CONFIG.read_text())["applications"]
+    args = app["args"]
+    restated = []
+    for name, section in args.items():
+        if name == "models":
+            for model in section:
+                default = ModelConfig(name=model["name"]).model_dump(mode="json")
+                restated += _defaults_restated(model, {**default, "name": None}, "models[]")
+        else:
+            default = AppArgs().model_dump(mode="json")[name]
+            restated += _defaults_restated(section, default, name)
+    options = {
+        "ClassifierIngress": {"max_ongoing_requests": INGRESS_MAX_ONGOING_REQUESTS,
+                              "user_config": IngressUserConfig().model_dump(mode="json")},
+    }  # fmt: skip
+    model_options = {
+        "max_ongoing_requests": MODEL_MAX_ONGOING_REQUESTS,
+        "max_queued_requests": MODEL_MAX_QUEUED_REQUESTS,
+        "user_config": ReplicaUserConfig().model_dump(mode="json"),
+    }
+    for deployment in app["deployments"]:
+        default = options.get(deployment["name"], model_options)
+        restated += _defaults_restated(deployment, default, f"deployments.{deployment['name']}")
+    assert restated == []
+
+
+def test_a_restated_default_is_found() -> None:
+    assert _defaults_restated({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}, "x") == ["x.a.b"]

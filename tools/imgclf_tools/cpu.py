@@ -94,11 +94,11 @@ class CpuSample:
 
 def sample(pids: list[int], named: dict[int, str] | None = None) -> CpuSample:
     """CPU used so far by `pids`, by role; `named` gives some processes their role."""
-    by_role: Counter[str] = Counter()
+    by_role: dict[str, float] = {}
     processes: Counter[str] = Counter()
     for pid in pids:
         role = (named or {}).get(pid) or role_of(pid)
-        by_role[role] += cpu_seconds(pid)
+        by_role[role] = by_role.get(role, 0.0) + cpu_seconds(pid)
         processes[role] += 1
     return CpuSample(dict(by_role), dict(processes), machine_steal_s())
 

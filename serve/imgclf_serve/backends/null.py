@@ -16,7 +16,8 @@ from imgclf_serve.backends.base import Backend, BackendName
 def fixed_probabilities(num_classes: int) -> np.ndarray:
     """A distribution over the classes that falls with the class index (class 0 is top)."""
     weights = np.arange(num_classes, 0, -1, dtype=np.float64)
-    return (weights / weights.sum()).astype(np.float32)
+    probabilities: np.ndarray = (weights / weights.sum()).astype(np.float32)
+    return probabilities
 
 
 class NullBackend(Backend):

@@ -32,7 +32,8 @@ def build(weights: Path | None) -> torch.nn.Module:
     missing, _ = model.load_state_dict(state, strict=False)
     if missing:
         raise ValueError(f"{path} is not an EfficientNet-Lite0 state dict: missing {missing[:3]}")
-    return model.eval()
+    evaluating: torch.nn.Module = model.eval()
+    return evaluating
 
 
 SPEC = ModelSpec(

@@ -24,7 +24,8 @@ def build(weights: Path | None) -> torch.nn.Module:
     model = resnet50(weights=None)
     state = torch.load(str(weights), map_location="cpu", weights_only=True)
     model.load_state_dict(state)
-    return model.eval()
+    evaluating: torch.nn.Module = model.eval()
+    return evaluating
 
 
 SPEC = ModelSpec(
