@@ -87,3 +87,26 @@ def test_the_model_is_compiled_where_the_backend_looks(target: str, name: str) -
     (model,) = app["args"]["models"]
     assert (model["name"], model["backend"]) == (args.model, target)
     assert model.get("artifact") is None  # found through IMGCLF_ARTIFACT_DIR
+
+
+@pytest.mark.parametrize("name", DOCKERFILES.values())
+def test_the_command_runs_imgclf_serve_on_the_copied_config_with_its_ports_exposed(
+    name: str,
+) -> None:
+    import json
+
+    import tomllib
+
+    from imgclf_serve.standalone import build_parser as standalone_parser
+
+    steps = instructions(name)
+    (cmd,) = [json.loads(args) for instruction, args in steps if instruction == "CMD"]
+    scripts = tomllib.loads((ROOT / "serve" / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[cmd[0]] == "imgclf_serve.standalone:main"
+    args = standalone_parser().parse_args(cmd[1:])
+    workdir = [a for instruction, a in steps if instruction == "WORKDIR"][-1]
+    assert str(args.config).startswith(workdir + "/")
+    assert (ROOT / Path(args.config).relative_to(workdir)).is_file()  # COPY serve ./serve
+    exposed = {int(port) for i, a in steps if i == "EXPOSE" for port in a.split()}
+    assert exposed == {args.grpc_port, args.metrics_port}
+    assert ("STOPSIGNAL", "SIGTERM") in steps

@@ -94,6 +94,10 @@ def test_the_server_wheel_holds_the_server_its_data_and_requires_the_client(
     assert not any(f.startswith(("imgclf/", "imgclf_tools")) for f in files)
     assert not any("local_cluster" in f for f in files)  # developer tooling stays out
     assert any(f.endswith(".dist-info/licenses/LICENSE") for f in files)
+    with zipfile.ZipFile(wheel) as archive:
+        (entry_points,) = [n for n in archive.namelist() if n.endswith("entry_points.txt")]
+        scripts = archive.read(entry_points).decode()
+    assert "imgclf-serve = imgclf_serve.standalone:main" in scripts  # the containers' command
     requires = wheel_metadata(wheel)["Requires-Dist"]
     assert any(r.startswith("imgclf") and "<" in r for r in requires)
     assert any(r.startswith("ray[serve]") for r in requires)

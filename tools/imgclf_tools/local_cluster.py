@@ -52,6 +52,20 @@ RAY_BIN = Path(sys.executable).with_name("ray")
 SERVE_BIN = Path(sys.executable).with_name("serve")
 
 
+def isolated_front_env(front: Front, transport: Transport, node_dir: Path) -> dict[str, str]:
+    """The serving front's environment for one node whose files live in `node_dir` and whose
+    ports are free ones, so that it shares nothing with another cluster on this machine."""
+    ports = NodePorts(
+        haproxy_metrics=free_port(),
+        haproxy_stats=free_port(),
+        ingress_http=free_port_block(INGRESS_PORT_BLOCK),
+        ingress_grpc=free_port_block(INGRESS_PORT_BLOCK),
+        fallback_http=free_port(),
+        fallback_grpc=free_port(),
+    )
+    return {**cluster_env(front, transport), **node_env(front, state_dir=node_dir, ports=ports)}
+
+
 @dataclass
 class LocalCluster:
     """One single-node Ray cluster with the imgclf Serve application on it."""
@@ -111,18 +125,7 @@ class LocalCluster:
     def front_env(self, node_dir: Path) -> dict[str, str]:
         """Environment of the serving front (front.py) for the node whose temp dir is
         `node_dir`: its files and ports are its own."""
-        ports = NodePorts(
-            haproxy_metrics=free_port(),
-            haproxy_stats=free_port(),
-            ingress_http=free_port_block(INGRESS_PORT_BLOCK),
-            ingress_grpc=free_port_block(INGRESS_PORT_BLOCK),
-            fallback_http=free_port(),
-            fallback_grpc=free_port(),
-        )
-        return {
-            **cluster_env(self.front, self.transport),
-            **node_env(self.front, state_dir=node_dir, ports=ports),
-        }
+        return isolated_front_env(self.front, self.transport, node_dir)
 
     def start(
         self,
