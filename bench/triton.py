@@ -1,7 +1,7 @@
 """Triton (PyTriton) for the side-by-side run. PyTriton pins an older protobuf and numpy than
 imgclf, so it lives in its own environment, .venv-triton (`make bench-triton`), which also
 sees the main .venv's packages (torch, Pillow, imgclf_serve) after its own. Its server and its
-load generator (the same bench/loadgen.py) run with that environment's interpreter."""
+load generator (the same imgclf_tools/loadgen.py) run with that environment's interpreter."""
 
 from __future__ import annotations
 
