@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
+from imgclf_serve.settings import MODEL_MAX_ONGOING_REQUESTS, MODEL_MAX_QUEUED_REQUESTS
 from imgclf_tools.processes import memory_mb
 from tests.integration.conftest import INGRESS_REPLICAS, NEURON_CORES, Server
 from tests.integration.harness import Tally, report
@@ -148,10 +149,9 @@ def test_four_times_capacity_is_shed_fast_and_admitted_calls_stay_bounded(
     (app,) = yaml.safe_load(server.config_path.read_text())["applications"]
     (lite0,) = (d for d in app["deployments"] if d["name"] == LITE0)
     # Each ingress replica queues up to max_queued_requests of its own (Ray counts per caller).
-    admitted_at_once = (
-        NEURON_CORES * lite0["max_ongoing_requests"]
-        + INGRESS_REPLICAS * lite0["max_queued_requests"]
-    )
+    admitted_at_once = NEURON_CORES * lite0.get(
+        "max_ongoing_requests", MODEL_MAX_ONGOING_REQUESTS
+    ) + INGRESS_REPLICAS * lite0.get("max_queued_requests", MODEL_MAX_QUEUED_REQUESTS)
     # Under overload this machine's 2 CPUs also run the load generator and refuse the
     # excess, so the queue drains at the rate served meanwhile, not the unloaded capacity.
     queue_drain_s = admitted_at_once / served
