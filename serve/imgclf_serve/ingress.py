@@ -10,7 +10,6 @@ per-image codes its work returns.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -23,6 +22,7 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.grpc_util import RayServegRPCContext
 from ray.serve.handle import DeploymentHandle
 
+import imgclf_serve
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf_serve import metrics, oip, wire
 from imgclf_serve.classifier import Classifier, ServedModel
@@ -38,7 +38,7 @@ from imgclf_serve.spread import item_codes
 logger = logging.getLogger("ray.serve")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ClassifierService"].full_name
-PACKAGE_VERSION = importlib.metadata.version("imgclf")
+PACKAGE_VERSION = imgclf_serve.__version__
 OIP_RPCS = frozenset(oip_pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods_by_name)
 # The longest the health service waits (for Serve's controller, or a replica's description);
 # the readiness probes' timeouts exceed it (k8s/).

@@ -14,7 +14,7 @@ import pytest
 from imgclf import ClassifierClient, InternalError
 from tests.conftest import IMAGES_DIR
 from tests.integration.conftest import NEURON_CORES, Server, assert_no_internals
-from tests.integration.harness import replica_per_core, report
+from tests.integration.harness import replica_per_core, report, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 LITE0 = "efficientnet-lite0"
@@ -41,13 +41,11 @@ def test_an_image_that_crashes_replicas_fails_alone_and_costs_at_most_two(server
             with pytest.raises(InternalError) as single:
                 client.classify(poison)
             single_deaths = replicas_stopped(server, before)
-        recovered_s = None
-        lifted = time.monotonic()
-        while time.monotonic() - lifted < 240:
-            if len(replica_per_core(client, server.tiger, NEURON_CORES)) == NEURON_CORES:
-                recovered_s = time.monotonic() - lifted
-                break
-            time.sleep(1)
+        recovered_s = wait_for(
+            lambda: len(replica_per_core(client, server.tiger, NEURON_CORES)) == NEURON_CORES,
+            timeout_s=240,
+            period_s=1,
+        )
     poisoned = items[-1]
     report(
         "image that crashes replicas",

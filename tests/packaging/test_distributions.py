@@ -116,8 +116,10 @@ def test_the_server_installs_into_a_clean_venv_with_every_dependency(
         installed
     )
     server_install.pip("check")
-    done = run(server_install, "-c", "import imgclf_serve.app, imgclf_serve.standalone")
+    imports = "import imgclf_serve.app, imgclf_serve.standalone"
+    done = run(server_install, "-c", f"{imports}; print(imgclf_serve.__version__)")
     assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == project("imgclf-serve")["version"]
     assert (server_install.path / "bin" / "imgclf-serve").exists()
 
 
