@@ -1,5 +1,6 @@
-"""The inf1 overlay's worker, rebuilt as a local Ray node with the resources KubeRay gives it,
-runs the overlay's Serve config with one model replica per NeuronCore."""
+"""The inf1 overlay's worker group, rebuilt as local Ray nodes with the resources KubeRay gives
+each worker (and a head with num-cpus 0, as the overlay's), runs the overlay's Serve config with
+one model replica per NeuronCore of every worker."""
 
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ from tests.k8s.manifests import serve_config, worker_group
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_the_inf1_worker_places_one_replica_per_neuroncore(tmp_path: Path) -> None:
-    (container,) = worker_group("inf1")["template"]["spec"]["containers"]
+def test_the_inf1_workers_place_one_replica_per_neuroncore(tmp_path: Path) -> None:
+    group = worker_group("inf1")
+    (container,) = group["template"]["spec"]["containers"]
     limits = container["resources"]["limits"]
     # What KubeRay makes of `rayStartParams: {}`: --num-cpus from the CPU limit and
     # --resources '{"neuron_cores": N}' from the aws.amazon.com/neuroncore limit.
     num_cpus = int(limits["cpu"])
     cores = int(limits["aws.amazon.com/neuroncore"])
+    workers = group["replicas"]
     config = serve_config("inf1")
+    # The front runs on the head only: the workers' fronts would compete for one port on this
+    # one machine (on EKS each pod has its own).
+    config["proxy_location"] = "HeadOnly"
     (app,) = config["applications"]
     for model in app["args"]["models"]:
         # Stand-in for Inferentia, which can't exist here: the overlay's backend (torch-neuron)
@@ -35,18 +41,23 @@ def test_the_inf1_worker_places_one_replica_per_neuroncore(tmp_path: Path) -> No
 
     cluster = LocalCluster.create()
     try:
-        cluster.start(num_cpus=num_cpus, resources={"neuron_cores": cores})
+        cluster.start(num_cpus=0)
+        for _ in range(workers):
+            cluster.start_worker(num_cpus=num_cpus, resources={"neuron_cores": cores})
         cluster.deploy(config_path)
-        cluster.wait_serving(timeout_s=600)
+        cluster.wait_serving(timeout_s=900)
         with ClassifierClient(cluster.grpc_target, timeout=120) as client:
             (model,) = client.models().models
-            assert (model.replicas, model.device_kind) == (cores, DeviceKind.NEURON_CORE)
+            assert (model.replicas, model.device_kind) == (cores * workers, DeviceKind.NEURON_CORE)
             tiger = (IMAGES_DIR / "tiger.jpg").read_bytes()
-            results = client.classify_batch([tiger] * (2 * cores))
+            results = client.classify_batch([tiger] * (2 * cores * workers))
     finally:
         cluster.stop()
         assert cluster.pids() == []
     served = [r.served_by for r in results if isinstance(r, Classification) and r.served_by]
-    assert len(served) == 2 * cores
-    assert {s.core_ids for s in served} == {(core,) for core in range(cores)}
-    assert len({s.replica_id for s in served}) == cores
+    assert len(served) == 2 * cores * workers
+    placed = {(s.node_id, s.core_ids) for s in served}
+    assert len({node for node, _ in placed}) == workers
+    assert {core for _, core in placed} == {(core,) for core in range(cores)}
+    assert len(placed) == cores * workers  # every core of every worker
+    assert len({s.replica_id for s in served}) == cores * workers

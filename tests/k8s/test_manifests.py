@@ -19,6 +19,7 @@ from tests.k8s.manifests import (
     NEURON_OVERLAYS,
     OVERLAYS,
     ROOT,
+    Doc,
     build,
     crd_schema,
     of_kind,
@@ -157,21 +158,93 @@ def test_workers_use_my_scheduler_and_the_extender_is_reachable(overlay: str) ->
     assert extender_deployment["spec"]["strategy"]["type"] == "Recreate"
 
 
+def kuberay_serve_service(overlay: str) -> Doc:
+    """The Service KubeRay builds from serveService, as its BuildServeService does (a stand-in:
+    no operator or API server runs here): the head container's ports named serve or serve-*,
+    each replaced by the serveService port of the same name; the selector its own (the active
+    RayCluster, ray.io/serve "true")."""
+    spec = rayservice(overlay)["spec"]
+    head = spec["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    given = {port["name"]: port for port in spec["serveService"]["spec"]["ports"]}
+    serving = [p for p in head["ports"] if p["name"] == "serve" or p["name"].startswith("serve-")]
+    ports = [given.get(p["name"], {"name": p["name"], "port": p["containerPort"]}) for p in serving]
+    selector = {"ray.io/cluster": "<active cluster>", "ray.io/serve": "true"}
+    return {"metadata": spec["serveService"]["metadata"], "ports": ports, "selector": selector}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_services_reach_named_worker_ports(overlay: str) -> None:
+def test_services_reach_the_workers_grpc_port_and_follow_the_active_cluster(overlay: str) -> None:
     docs = build(overlay)
+    spec = rayservice(overlay)["spec"]
     group = worker_group(overlay)
     (container,) = group["template"]["spec"]["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    labels = group["template"]["metadata"]["labels"] | {"ray.io/node-type": "worker"}
+    # KubeRay labels worker pods ray.io/serve=true and with their cluster's name
+    labels = group["template"]["metadata"]["labels"] | {
+        "ray.io/node-type": "worker", "ray.io/serve": "true", "ray.io/cluster": "<active cluster>"
+    }  # fmt: skip
+    nlb = kuberay_serve_service(overlay)
+    assert nlb["metadata"]["name"] == "imgclf-grpc"
+    assert [(p["name"], p["port"], p["targetPort"]) for p in nlb["ports"]] == [
+        ("serve-grpc", 9000, ports["serve-grpc"])
+    ]  # only gRPC reaches the NLB
+    assert nlb["selector"].items() <= labels.items()
+    assert spec["excludeHeadPodFromServeSvc"] is True
     services = [s for s in of_kind(docs, "Service") if s["metadata"]["name"].startswith("imgclf")]
-    assert {s["metadata"]["name"] for s in services} == {"imgclf-grpc", "imgclf-grpc-headless"}
-    for service in services:
-        assert service["spec"]["selector"].items() <= labels.items()
-        for port in service["spec"]["ports"]:
-            assert ports[port["targetPort"]] == port["port"] == 9000
+    (headless,) = services  # the NLB Service is KubeRay's, not a manifest's
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"].items() <= labels.items()
+    assert headless["spec"]["selector"]["ray.io/serve"] == "true"
+    for port in headless["spec"]["ports"]:
+        assert ports[port["targetPort"]] == port["port"] == 9000
     probe = container["readinessProbe"]["grpc"]
     assert probe["port"] == ports["serve-grpc"]  # ready = grpc.health.v1 SERVING
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_terminating_worker_serves_until_the_nlb_and_clients_let_it_go(overlay: str) -> None:
+    spec = rayservice(overlay)["spec"]
+    pod = worker_group(overlay)["template"]["spec"]
+    (container,) = pod["containers"]
+    (sleep_s,) = [int(a) for a in container["lifecycle"]["preStop"]["exec"]["command"][1:]]
+    annotations = spec["serveService"]["metadata"]["annotations"]
+    attributes = annotations["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"]
+    deregistration_s = int(attributes.split("deregistration_delay.timeout_seconds=")[1])
+    assert sleep_s > deregistration_s  # the NLB stops sending before the pod stops serving
+    # and Ray's own SIGTERM drain (30 s by default) still fits in the grace period
+    assert pod["terminationGracePeriodSeconds"] >= sleep_s + 30
+    # the old cluster outlives the switch by more than any connection opened before it
+    assert spec["rayClusterDeletionDelaySeconds"] >= sleep_s + deregistration_s
+    assert spec["upgradeStrategy"] == {"type": "NewCluster"}
+    namespace = one(build(overlay), "Namespace", "imgclf")
+    assert namespace["metadata"]["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_single_worker_head_node_or_disruption_takes_serving_down(overlay: str) -> None:
+    docs = build(overlay)
+    spec = rayservice(overlay)["spec"]["rayClusterConfig"]
+    group = worker_group(overlay)
+    assert group["minReplicas"] >= 2 and group["replicas"] >= 2
+    (pdb,) = of_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    worker_labels = group["template"]["metadata"]["labels"] | {"ray.io/node-type": "worker"}
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= worker_labels.items()
+    head = spec["headGroupSpec"]["template"]
+    assert head["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
+    assert spec["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"  # no ingress on the head
+    if overlay in NEURON_OVERLAYS:
+        pool = one(docs, "NodePool", "inf")
+        assert pool["spec"]["disruption"]["budgets"] == [{"nodes": "1"}]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_ray_container_has_shared_memory_for_the_object_store(overlay: str) -> None:
+    for name, pod in pod_specs((rayservice(overlay),)):
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for container in pod["containers"]:
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            assert volumes[mounts["/dev/shm"]]["emptyDir"] == {"medium": "Memory"}, name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
