@@ -88,9 +88,13 @@ def _alive_node_resources() -> list[dict[str, float]]:
 def _model_deployment(
     model: ModelConfig, plan: ReplicaPlan, image_limits: ImageLimits, max_images: int
 ) -> Application:
+    if model.autoscaling is not None:
+        count: dict[str, Any] = {"autoscaling_config": model.autoscaling.serve_options()}
+    else:
+        count = {"num_replicas": plan.replicas}
     deployment = cast(Deployment, ModelReplica).options(
         name=model.name,
-        num_replicas=plan.replicas,
+        **count,
         ray_actor_options=plan.ray_actor_options(),
         # Defaults; the Serve config's `deployments:` section overrides them by name.
         max_ongoing_requests=MODEL_MAX_ONGOING_REQUESTS,

@@ -52,8 +52,10 @@ class Classifier:
         limits: LimitsConfig,
         admission: AdmissionConfig,
         on_share_event: Callable[[str, str], None] = lambda model, event: None,
+        live_replicas: Callable[[], Mapping[str, int]] = dict,
     ) -> None:
         self.models = dict(models)
+        self._live_replicas = live_replicas
         self.default_model = default_model
         self.limits = limits
         self._image_limits = limits.image_limits()
@@ -72,6 +74,12 @@ class Classifier:
             )
             for name, handle in handles.items()
         }
+
+    def replicas_of(self, name: str) -> int:
+        """The model's replicas as Serve last reported them RUNNING when more than deployed
+        (an autoscaled model above its minimum), else as deployed: a count read a moment
+        before the last replicas came up never cuts a batch into fewer shares."""
+        return max(self._live_replicas().get(name, 0), self.models[name].replicas)
 
     def set_hedging(self, config: HedgingConfig) -> None:
         for straggler in self._stragglers.values():
@@ -138,8 +146,9 @@ class Classifier:
             )
 
     async def _spread(self, name: str, images: Images, k: int) -> list[ItemResult]:
-        parts = split(images, self.models[name].replicas, self._refuse)
         sender = self._senders[name]
+        sender.replicas = self.replicas_of(name)
+        parts = split(images, sender.replicas, self._refuse)
         shares = parts.share_images(images)
         if len(shares) == 1 and len(shares[0]) == 1:
             # One image: routed by load and merged into batches, as Classify.

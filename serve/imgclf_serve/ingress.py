@@ -70,18 +70,25 @@ class ClassifierIngress:
         self._handles = handles
         self._models = models
         self._metrics = metrics.IngressMetrics()
-        self._classifier = Classifier(
-            handles, models, default_model, limits, admission, self._metrics.share_event
-        )
         self._readiness = Readiness(
             {name: model.min_ready_replicas for name, model in models.items()},
             running_in_serve(serve.get_replica_context().app_name),
+        )
+        self._classifier = Classifier(
+            handles,
+            models,
+            default_model,
+            limits,
+            admission,
+            self._metrics.share_event,
+            self._readiness.last_running,
         )
         self._facts = {
             name: oip.ModelFacts(name, model.input_size, model.num_classes)
             for name, model in models.items()
         }
         self._last_described: dict[str, ReplicaInfo] = {}
+        self._refresher: asyncio.Task[None] | None = None
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply the ingress's user_config (straggler hedging) in place."""
@@ -92,7 +99,10 @@ class ClassifierIngress:
     async def check_health(self) -> None:
         """Ray Serve's periodic health check of this ingress replica. It never fails the
         ingress over its models (their replicas have their own check); it refreshes the warm
-        replica counts the health service answers from if Serve's controller is unreachable."""
+        replica counts the health service answers from if Serve's controller is unreachable,
+        and keeps them fresh in the background (batches are cut for the replicas running)."""
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.create_task(self._readiness.refresh_forever())
         await self._readiness.running()
 
     # imgclf.v1.ClassifierService

@@ -85,13 +85,17 @@ def plan_replicas(
         }
     kinds = {model.name: _device_kind(model, cluster_resources) for model in models}
     sharing = Counter(
-        kind for model, kind in zip(models, kinds.values(), strict=True) if model.replicas is None
+        kind
+        for model, kind in zip(models, kinds.values(), strict=True)
+        if model.replicas is None and model.autoscaling is None
     )
     plans = {}
     for model in models:
         kind = kinds[model.name]
         replicas = model.replicas
-        if replicas is None:
+        if model.autoscaling is not None:  # Serve starts with the minimum and follows the load
+            replicas = model.autoscaling.min_replicas
+        elif replicas is None:
             if sharing[kind] > 1:
                 raise ValueError(
                     f"several models run on {kind.value} with `replicas` unset; set `replicas` "

@@ -54,6 +54,17 @@ class Readiness:
                 logger.warning("health: Serve's controller did not answer (%s)", type(exc).__name__)
         return self._running
 
+    async def refresh_forever(self, period_s: float = REPLICA_STATES_MAX_AGE_S) -> None:
+        """Read the controller every `period_s`, so last_running follows autoscaling."""
+        while True:
+            await self.running()
+            await asyncio.sleep(period_s)
+
+    def last_running(self) -> Mapping[str, int]:
+        """The counts of the last read, without asking the controller (for the request path:
+        the health service and check_health keep them fresh)."""
+        return self._running
+
     async def ready(self, models: Sequence[str]) -> bool:
         """True while each of `models` has at least its `min_ready_replicas` warm."""
         running = await self.running()

@@ -142,6 +142,50 @@ class IngressUserConfig(_Strict):
     )
 
 
+class AutoscalingConfig(_Strict):
+    """Replicas that follow the load (Ray Serve's autoscaling of the model deployment): Serve
+    adds replicas while calls in flight per replica stay above `target_ongoing_requests`, and
+    removes them when below. Each replica holds one core, so on a cluster that autoscales
+    (KubeRay's autoscaler, Karpenter) a replica beyond the free cores brings a new node."""
+
+    min_replicas: int = Field(1, ge=1, description="Replicas kept however idle.")
+    max_replicas: int = Field(ge=1, description="The most replicas (cores) the model may take.")
+    target_ongoing_requests: float = Field(
+        4.0,
+        gt=0,
+        description="Calls in flight per replica Serve aims for (a ClassifyBatch share counts "
+        "as one call): half of what one replica takes at once (max_ongoing_requests).",
+    )
+    upscale_delay_s: float = Field(
+        10.0, ge=0, description="How long the load must stay high before replicas are added."
+    )
+    downscale_delay_s: float = Field(
+        120.0,
+        ge=0,
+        description="How long the load must stay low before replicas are removed (a new "
+        "replica costs a model load and warm-up).",
+    )
+    metrics_interval_s: float = Field(
+        2.0, gt=0, description="How often replicas report their load to Serve's controller."
+    )
+    look_back_period_s: float = Field(
+        10.0, gt=0, description="The window Serve averages the load over."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AutoscalingConfig:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"autoscaling.max_replicas ({self.max_replicas}) is below min_replicas "
+                f"({self.min_replicas})"
+            )
+        return self
+
+    def serve_options(self) -> dict[str, float | int]:
+        """Ray Serve's `autoscaling_config` for the deployment."""
+        return self.model_dump()
+
+
 class ModelConfig(_Strict):
     """One deployed model: which weights, on which backend and cores, how many replicas."""
 
@@ -164,6 +208,11 @@ class ModelConfig(_Strict):
     )
     replicas: int | None = Field(
         None, ge=1, description="Replica count; default: one per core of `device` in the cluster."
+    )
+    autoscaling: AutoscalingConfig | None = Field(
+        None,
+        description="Replicas that follow the load, between min and max, instead of a fixed "
+        "count (`replicas` must then be unset).",
     )
     cpus_per_replica: float = Field(
         1.0, ge=0, description="CPUs Ray reserves per replica; CPU backends use as many threads."
@@ -191,6 +240,15 @@ class ModelConfig(_Strict):
         if self.name not in REGISTRY:
             known = ", ".join(sorted(REGISTRY))
             raise ValueError(f"unknown model {self.name!r}; registered models: {known}")
+        if self.replicas is not None and self.autoscaling is not None:
+            raise ValueError(
+                f"model {self.name}: set `replicas` (a fixed count) or `autoscaling`, not both"
+            )
+        if self.autoscaling is not None and self.min_ready_replicas > self.autoscaling.min_replicas:
+            raise ValueError(
+                f"model {self.name}: min_ready_replicas {self.min_ready_replicas} is more than "
+                f"autoscaling.min_replicas {self.autoscaling.min_replicas}"
+            )
         wanted = BACKEND_DEVICE.get(self.backend)
         if wanted and self.device not in (DeviceChoice.AUTO, wanted):
             raise ValueError(

@@ -51,7 +51,8 @@ class ShareSender:
         on_event: Callable[[str], None] = lambda event: None,
     ) -> None:
         self._handle = handle
-        self._replicas = replicas
+        # Live replicas of the model (changes with autoscaling); the classifier updates it.
+        self.replicas = replicas
         self._straggler = straggler
         self._on_event = on_event
 
@@ -72,7 +73,7 @@ class ShareSender:
         slot is skipped: slots after it map to the replicas that were alive beside it."""
         if slot is None:  # a Classify: its one image, routed by load
             return [await self._alone(image, k, None) for image in images]
-        width = max(1, self._replicas - 1)
+        width = max(1, self.replicas - 1)
         results: list[ItemResult] = []
         for start in range(0, len(images), width):
             wave = images[start : start + width]
@@ -100,7 +101,7 @@ class ShareSender:
             results: list[ItemResult] = await first
             return results
         started = time.monotonic()
-        delay = self._straggler.hedge_after() if self._replicas > 1 else None
+        delay = self._straggler.hedge_after() if self.replicas > 1 else None
         if delay is None:
             results = await first
             self._straggler.finished(time.monotonic() - started, hedged=False)

@@ -26,7 +26,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from imgclf import ClassifierClient, ImgclfError, RetryPolicy
+from imgclf import ClassifierClient, ImgclfError, RetryPolicy, ServedBy
 
 REPORTED: list[tuple[str, str]] = []
 
@@ -92,8 +92,8 @@ class ClientLoad:
     client (`retry`: None for no retries), until the block ends, or after `duration_s`.
 
     `calls` counts every call by status (its seconds too); `images` every batch item; failed
-    calls' and items' messages are kept; `served` holds (monotonic time, node id) of each
-    Classify answer."""
+    calls' and items' messages are kept; `served` holds (monotonic time, ServedBy) of each
+    answer, batch items included."""
 
     target: str
     image: bytes
@@ -105,7 +105,7 @@ class ClientLoad:
     calls: Tally = field(default_factory=Tally)
     images: Tally = field(default_factory=Tally)
     messages: list[str] = field(default_factory=list)
-    served: list[tuple[float, str]] = field(default_factory=list)
+    served: list[tuple[float, ServedBy]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -148,12 +148,14 @@ class ClientLoad:
     def _classify(self, client: ClassifierClient) -> None:
         result = client.classify(self.image)
         if result.served_by:
-            self.served.append((time.monotonic(), result.served_by.node_id))
+            self.served.append((time.monotonic(), result.served_by))
 
     def _classify_batch(self, client: ClassifierClient) -> None:
         for item in client.classify_batch([self.image] * self.batch):
             if item.ok:
                 self.images.record("OK")
+                if item.served_by:
+                    self.served.append((time.monotonic(), item.served_by))
             else:
                 self.images.record(item.code.name)
                 self.messages.append(item.message)

@@ -93,17 +93,26 @@ def test_serve_config_import_paths_resolve(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_replicas_fit_the_worker_group(overlay: str) -> None:
+    """Serve's autoscaling bounds are the worker group's, in cores: min_replicas fill the
+    minimum workers' cores, max_replicas the maximum's; each worker's CPUs hold its share of
+    model and ingress replicas."""
+    cluster = rayservice(overlay)["spec"]["rayClusterConfig"]
     group = worker_group(overlay)
     (container,) = group["template"]["spec"]["containers"]
     limits = container["resources"]["limits"]
-    workers = group["replicas"]
     (app,) = serve_config(overlay)["applications"]
-    models = app["args"]["models"]
-    neuron_replicas = sum(m["replicas"] for m in models if m.get("device") == "neuron_core")
-    cores = int(limits.get("aws.amazon.com/neuroncore", 0))
-    assert neuron_replicas == cores * workers, "one replica per NeuronCore of the workers"
-    cpus = sum(m["replicas"] * m["cpus_per_replica"] for m in models)
-    assert cpus <= float(limits["cpu"]) * workers
+    (model,) = app["args"]["models"]
+    assert "replicas" not in model  # replicas follow the load
+    scaling = model["autoscaling"]
+    per_worker = int(limits.get("aws.amazon.com/neuroncore", 0)) or 2  # cpu: 2 CPU slots
+    assert scaling["min_replicas"] == per_worker * group["minReplicas"]
+    assert scaling["max_replicas"] == per_worker * group["maxReplicas"]
+    assert group["replicas"] == group["minReplicas"]
+    assert cluster["enableInTreeAutoscaling"] is True
+    ingress = app["args"]["ingress"]
+    cpus = per_worker * model["cpus_per_replica"]
+    cpus += ingress["replicas"] / group["minReplicas"] * ingress.get("cpus_per_replica", 0.5)
+    assert cpus <= float(limits["cpu"])
     assert group["rayStartParams"] == {}
     assert (
         container["resources"]["requests"] == limits

@@ -165,3 +165,47 @@ def test_readiness_counts_warm_replicas_reads_the_controller_at_most_every_secon
         return seen
 
     assert asyncio.run(scenario()) == [False, False, False, True, True]
+
+
+@pytest.mark.parametrize(("live", "expected_shares"), [(2, [2, 2, 3, 3]), (6, [1, 1, 2, 2, 2, 2])])
+def test_a_batch_follows_the_replicas_serve_reports_running(
+    live: int, expected_shares: list[int]
+) -> None:
+    """With autoscaling the replica count grows past the count deployed (its minimum, 4): a
+    batch is cut for the replicas running now; never for fewer than deployed (a count read
+    while the last of them started)."""
+    handle = FakeHandle(echo)
+    counts = {"lite0": live}
+    spread = Classifier(
+        {"lite0": handle},
+        {"lite0": ServedModel(replicas=REPLICAS, num_classes=1000, input_size=224)},
+        "lite0",
+        LimitsConfig(),
+        AdmissionConfig(ingress_max_images=300),
+        live_replicas=lambda: counts,
+    )
+    images = [str(n).encode() for n in range(10)]
+    results = asyncio.run(spread.classify_images("lite0", images, 5))
+    assert [r.predictions[0].label for r in results] == [str(n) for n in range(10)]
+    assert sorted(len(images) for images, _ in handle.classify_share.calls) == expected_shares
+    counts.clear()  # nothing reported (the controller not read yet): as deployed
+    handle.classify_share.calls.clear()
+    asyncio.run(spread.classify_images("lite0", images, 5))
+    assert len(handle.classify_share.calls) == REPLICAS
+
+
+def test_readiness_refreshes_in_the_background_for_the_request_path() -> None:
+    reads = []
+
+    async def read() -> dict[str, int]:
+        reads.append(1)
+        return {"lite0": len(reads)}
+
+    async def scenario() -> int:
+        readiness = Readiness({"lite0": 1}, read, max_age_s=0.0)
+        task = asyncio.create_task(readiness.refresh_forever(period_s=0.01))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        return readiness.last_running()["lite0"]
+
+    assert asyncio.run(scenario()) >= 3  # read again and again, without a caller waiting

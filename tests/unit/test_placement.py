@@ -86,3 +86,14 @@ def test_cpu_replicas_leave_the_ingress_its_cpus() -> None:
         reserved_cpus=1,
     )
     assert on_cores["efficientnet-lite0"].replicas == 4
+
+
+def test_an_autoscaled_model_starts_at_its_minimum_and_shares_no_count() -> None:
+    scaled = plan({"CPU": 4, "neuron_cores": 2}, autoscaling={"min_replicas": 1, "max_replicas": 8})
+    assert scaled == ReplicaPlan(DeviceKind.NEURON_CORE, 1, 1.0)  # max may exceed today's cores
+    models = [
+        ModelConfig(name="efficientnet-lite0", autoscaling={"max_replicas": 4}),  # type: ignore[arg-type]
+        ModelConfig(name="resnet50", autoscaling={"max_replicas": 4}),  # type: ignore[arg-type]
+    ]
+    plans = plan_replicas(models, {"CPU": 4, "neuron_cores": 4})
+    assert [p.replicas for p in plans.values()] == [1, 1]

@@ -151,3 +151,29 @@ def test_the_serve_config_file_sets_only_what_differs_from_the_code_defaults() -
 
 def test_a_restated_default_is_found() -> None:
     assert _defaults_restated({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}, "x") == ["x.a.b"]
+
+
+def test_autoscaling_is_checked_and_excludes_a_fixed_count() -> None:
+    from imgclf_serve.settings import AutoscalingConfig, ModelConfig
+
+    scaled = ModelConfig(name="efficientnet-lite0", autoscaling={"max_replicas": 4})
+    assert scaled.autoscaling == AutoscalingConfig(max_replicas=4)
+    assert scaled.autoscaling.serve_options()["max_replicas"] == 4
+    with pytest.raises(ValidationError, match="not both"):
+        ModelConfig(name="efficientnet-lite0", replicas=2, autoscaling={"max_replicas": 4})
+    with pytest.raises(ValidationError, match="below min_replicas"):
+        AutoscalingConfig(min_replicas=3, max_replicas=2)
+    with pytest.raises(ValidationError, match="min_ready_replicas 2 is more than"):
+        ModelConfig(
+            name="efficientnet-lite0", min_ready_replicas=2, autoscaling={"max_replicas": 4}
+        )
+
+
+def test_ray_serve_takes_the_autoscaling_options() -> None:
+    from ray.serve.config import AutoscalingConfig as RayAutoscaling
+
+    from imgclf_serve.settings import AutoscalingConfig
+
+    options = AutoscalingConfig(min_replicas=2, max_replicas=8).serve_options()
+    ray_config = RayAutoscaling(**options)
+    assert (ray_config.min_replicas, ray_config.max_replicas) == (2, 8)
