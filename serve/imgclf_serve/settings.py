@@ -151,10 +151,11 @@ class AutoscalingConfig(_Strict):
     min_replicas: int = Field(1, ge=1, description="Replicas kept however idle.")
     max_replicas: int = Field(ge=1, description="The most replicas (cores) the model may take.")
     target_ongoing_requests: float = Field(
-        4.0,
+        MODEL_MAX_ONGOING_REQUESTS / 4,
         gt=0,
         description="Calls in flight per replica Serve aims for (a ClassifyBatch share counts "
-        "as one call): half of what one replica takes at once (max_ongoing_requests).",
+        "as one call): a quarter of what one replica takes at once (max_ongoing_requests), so "
+        "replicas are added before calls queue.",
     )
     upscale_delay_s: float = Field(
         10.0, ge=0, description="How long the load must stay high before replicas are added."

@@ -93,7 +93,8 @@ class ClientLoad:
 
     `calls` counts every call by status (its seconds too); `images` every batch item; failed
     calls' and items' messages are kept; `served` holds (monotonic time, ServedBy) of each
-    answer, batch items included."""
+    Classify answer, `served_in_batches` of each batch item (stamped when its whole call
+    returned, which may be after the replica that served it died)."""
 
     target: str
     image: bytes
@@ -106,6 +107,7 @@ class ClientLoad:
     images: Tally = field(default_factory=Tally)
     messages: list[str] = field(default_factory=list)
     served: list[tuple[float, ServedBy]] = field(default_factory=list)
+    served_in_batches: list[tuple[float, ServedBy]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -155,7 +157,7 @@ class ClientLoad:
             if item.ok:
                 self.images.record("OK")
                 if item.served_by:
-                    self.served.append((time.monotonic(), item.served_by))
+                    self.served_in_batches.append((time.monotonic(), item.served_by))
             else:
                 self.images.record(item.code.name)
                 self.messages.append(item.message)

@@ -65,7 +65,8 @@ def test_replicas_follow_the_load_up_and_down_without_a_failed_call(cluster: Loc
         up_s = wait_for(lambda: running(cluster) == CORES, timeout_s=240, period_s=1)
         scaled_at = time.monotonic()
         time.sleep(8)  # traffic on every replica
-    cores_after = {by.core_ids for at, by in load.served if at >= scaled_at + 3}
+    answers = load.served + load.served_in_batches
+    cores_after = {by.core_ids for at, by in answers if at >= scaled_at + 3}
     with ClassifierClient(cluster.grpc_target, timeout=60) as client:
         batch = client.classify_batch([tiger] * (2 * CORES))
     stopped = time.monotonic()

@@ -125,7 +125,7 @@ def test_losing_a_worker_node_moves_traffic_and_its_replicas_come_back(
         "multi-node",
         f"killed worker node ({len(killed)} processes) under load; calls: "
         f"{load.calls.summary()}; batch images: {load.images.summary()}; "
-        f"{len(served_while_down)} calls and batch images served by the other node in the 10 s "
+        f"{len(served_while_down)} single calls served by the other node in the 10 s "
         f"it was gone; after `ray start` again, all {2 * CORES_PER_WORKER} cores served in "
         f"{recovered_s and round(recovered_s, 1)} s "
         f"({recovered_s and round(recovered_s + restarted_at - killed_at, 1)} s after the kill)",

@@ -23,7 +23,7 @@ from imgclf_tools.processes import processes_naming, stop_processes
 from tests.conftest import IMAGES_DIR
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-CYCLES = 3
+CYCLES = 2
 
 
 def refuses_connections(port: int) -> bool:
