@@ -28,6 +28,7 @@ from tests.integration.harness import ClientLoad, report, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 CORES_PER_WORKER = 2
+IN_FLIGHT_S = 1.0
 WORKER = {"num_cpus": 1, "resources": {"neuron_cores": CORES_PER_WORKER}}
 # Ray marks a node dead after 3 missed 1 s health checks (default 5 x 3 s).
 FAST_NODE_DEATH = {
@@ -120,7 +121,11 @@ def test_losing_a_worker_node_moves_traffic_and_its_replicas_come_back(
                 return len(now) == 2 * CORES_PER_WORKER and victim_node not in {n for n, _ in now}
 
             recovered_s = wait_for(all_cores_back, timeout_s=240, period_s=1)
-    served_while_down = [by.node_id for at, by in load.served if killed_at <= at <= back_at]
+    # Answers that arrive in the first second after the kill may have left the killed node
+    # before it died (the client records them when it gets to them, on a busy machine).
+    served_while_down = [
+        by.node_id for at, by in load.served if killed_at + IN_FLIGHT_S <= at <= back_at
+    ]
     report(
         "multi-node",
         f"killed worker node ({len(killed)} processes) under load; calls: "
