@@ -8,7 +8,6 @@ developer's `make serve` is left alone."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,17 +17,12 @@ import yaml
 
 from imgclf import ClassifierClient
 from imgclf_tools.local_cluster import DEFAULT_CONFIG
-from imgclf_tools.ports import free_port
+from imgclf_tools.ports import free_port, port_in_use
 from imgclf_tools.processes import processes_naming, stop_processes
 from tests.conftest import IMAGES_DIR
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CYCLES = 2
-
-
-def refuses_connections(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def local_cluster(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +54,7 @@ def test_serve_and_stop_cycles_on_the_same_ports(tmp_path: Path) -> None:
             assert stopped.returncode == 0, stopped.stderr
             # at once, no waiting: `down` has returned
             assert processes_naming(temp_dirs[-1]) == [], f"cycle {cycle}: processes left"
-            assert refuses_connections(grpc_port) and refuses_connections(metrics_port)
+            assert not port_in_use(grpc_port) and not port_in_use(metrics_port)
             assert not state.exists()
     finally:
         for temp_dir in temp_dirs:
