@@ -143,7 +143,9 @@ class ClassifierIngress:
         infos = await asyncio.gather(*(self._describe_or_last(name) for name in self._models))
         limits = self._classifier.limits
         response = pb.ListModelsResponse(
-            models=[wire.model_info(info, self._models[info.model].replicas) for info in infos],
+            models=[
+                wire.model_info(info, self._classifier.replicas_of(info.model)) for info in infos
+            ],
             default_model=self._classifier.default_model,
             limits=pb.Limits(
                 max_images_per_batch=limits.max_images_per_batch,
@@ -234,7 +236,7 @@ class ClassifierIngress:
         config = oip.model_config(
             self._facts[name],
             max_batch_size=self._classifier.limits.max_images_per_batch,
-            replicas=self._models[name].replicas,
+            replicas=self._classifier.replicas_of(name),
             instance_kind=OIP_INSTANCE_KIND[info.served_by.device_kind],
             backend=info.served_by.backend,
             forward_batch_size=info.max_batch_size,

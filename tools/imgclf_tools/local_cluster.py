@@ -134,10 +134,12 @@ class LocalCluster:
         resources: dict[str, float] | None = None,
         system_config: dict[str, object] | None = None,
         extra_env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         """Start the head node (the whole cluster). `system_config` sets Ray internals, e.g.
         {"metrics_report_interval_ms": 1000} for metrics that reach Prometheus sooner;
-        `extra_env` reaches every Ray process (e.g. RAY_SERVE_THROUGHPUT_OPTIMIZED=1)."""
+        `extra_env` reaches every Ray process (e.g. RAY_SERVE_THROUGHPUT_OPTIMIZED=1);
+        `extra_args` go to `ray start`."""
         self.token_path.write_text(secrets.token_hex(32))
         self.token_path.chmod(0o600)
         if num_cpus is None:
@@ -164,6 +166,7 @@ class LocalCluster:
             command.append(f"--resources={json.dumps(resources)}")
         if system_config:
             command.append(f"--system-config={json.dumps(system_config)}")
+        command += extra_args or []
         front = self.front_env(self.temp_dir)
         _run(command, {**self.env(), **front, **(extra_env or {})}, "ray start")
 
@@ -317,13 +320,17 @@ class LocalCluster:
 
     def query(self, script: str) -> Any:
         """Run a Python snippet that connects with ray.init() (this cluster, through env())
-        and prints JSON last; returns that JSON."""
+        and prints JSON on a line of its own; returns the last such JSON."""
         result = subprocess.run(
             [sys.executable, "-c", script], env=self.env(), capture_output=True, text=True
         )
         if result.returncode != 0:
             raise RuntimeError(f"query of the cluster failed: {result.stderr.strip()[-2000:]}")
-        return json.loads(result.stdout.strip().splitlines()[-1])
+        # Ray's driver may print the autoscaler's events ("Resized to 3 CPUs.") after it.
+        for line in reversed(result.stdout.strip().splitlines()):
+            with contextlib.suppress(json.JSONDecodeError):
+                return json.loads(line)
+        raise RuntimeError(f"query of the cluster printed no JSON: {result.stdout[-2000:]}")
 
     def save(self, path: Path = STATE_FILE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
