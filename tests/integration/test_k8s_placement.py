@@ -1,4 +1,4 @@
-"""The inf1 overlay's worker group, rebuilt as local Ray nodes with the resources KubeRay gives
+"""The inf2 overlay's worker group, rebuilt as local Ray nodes with the resources KubeRay gives
 each worker (and a head with num-cpus 0, as the overlay's), runs the overlay's Serve config with
 one model replica per NeuronCore of every worker."""
 
@@ -17,8 +17,8 @@ from tests.k8s.manifests import serve_config, worker_group
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_the_inf1_workers_place_one_replica_per_neuroncore(tmp_path: Path) -> None:
-    group = worker_group("inf1")
+def test_the_inf2_workers_place_one_replica_per_neuroncore(tmp_path: Path) -> None:
+    group = worker_group("inf2")
     (container,) = group["template"]["spec"]["containers"]
     limits = container["resources"]["limits"]
     # What KubeRay makes of `rayStartParams: {}`: --num-cpus from the CPU limit and
@@ -26,15 +26,15 @@ def test_the_inf1_workers_place_one_replica_per_neuroncore(tmp_path: Path) -> No
     num_cpus = int(limits["cpu"])
     cores = int(limits["aws.amazon.com/neuroncore"])
     workers = group["replicas"]
-    config = serve_config("inf1")
+    config = serve_config("inf2")
     # The front runs on the head only: the workers' fronts would compete for one port on this
     # one machine (on EKS each pod has its own).
     config["proxy_location"] = "HeadOnly"
     (app,) = config["applications"]
     for model in app["args"]["models"]:
-        # Stand-in for Inferentia, which can't exist here: the overlay's backend (torch-neuron)
-        # becomes the CPU backend; device, replica count and CPU shares stay the overlay's.
-        assert model["backend"] == "neuron"
+        # Stand-in for Inferentia, which can't exist here: the overlay's backend (torch-neuronx)
+        # becomes the CPU backend; device, replica counts and CPU shares stay the overlay's.
+        assert model["backend"] == "neuronx"
         model["backend"] = "cpu"
     config_path = tmp_path / "serve_config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))

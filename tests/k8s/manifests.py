@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,11 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).parents[2]
-OVERLAYS = ("inf1", "inf2", "cpu")
-NEURON_OVERLAYS = ("inf1", "inf2")
+OVERLAYS = ("inf2", "cpu")
+NEURON_OVERLAYS = ("inf2",)
 CRDS = ROOT / "tests" / "data" / "crds"
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import k8s_tools  # noqa: E402
+import k8s_tools  # noqa: E402  # from scripts/, on the path through tests/k8s/__init__.py
 
 Doc = dict[str, Any]
 

@@ -10,9 +10,9 @@ import pytest
 from tests.k8s.manifests import NEURON_OVERLAYS, build, of_kind, worker_group
 
 # Instance types the overlays' workers fill (one worker pod per node): vCPUs, memory in MiB
-# (EC2 instance types: inf1.xlarge 4 vCPU 8 GiB, inf2.xlarge 4 vCPU 16 GiB) and max pods
-# (amazon-vpc-cni-k8s misc/eni-max-pods.txt: inf1.xlarge 38, inf2.xlarge 58).
-INSTANCE = {"inf1": ("inf1.xlarge", 4, 8192, 38), "inf2": ("inf2.xlarge", 4, 16384, 58)}
+# (EC2 instance types: inf2.xlarge 4 vCPU 16 GiB) and max pods (amazon-vpc-cni-k8s
+# misc/eni-max-pods.txt: inf2.xlarge 58).
+INSTANCE = {"inf2": ("inf2.xlarge", 4, 16384, 58)}
 # Karpenter's AWS provider (its documented defaults, the EKS AMI's formulas): 7.5% of memory
 # kept for the VM (vmMemoryOverheadPercent); kube-reserved CPU 6% of the first core, 1% of the
 # second, 0.5% of the third and fourth, 0.25% beyond; kube-reserved memory 255 MiB + 11 MiB

@@ -15,7 +15,7 @@ from imgclf_serve.backends.artifact import ARTIFACT_DIR_ENV
 from imgclf_serve.compile import build_parser
 from tests.k8s.manifests import ROOT, rayservice, serve_config
 
-DOCKERFILES = {"cpu": "Dockerfile.cpu", "inf1": "Dockerfile.inf1", "inf2": "Dockerfile.inf2"}
+DOCKERFILES = {"cpu": "Dockerfile.cpu", "inf2": "Dockerfile.inf2"}
 
 
 def instructions(name: str) -> list[tuple[str, str]]:
@@ -66,9 +66,7 @@ def test_python_modules_and_imports_it_runs_exist(name: str) -> None:
                 assert importlib.util.find_spec(module), f"{name}: import {module}"
 
 
-@pytest.mark.parametrize(
-    ("target", "name"), [("neuron", "Dockerfile.inf1"), ("neuronx", "Dockerfile.inf2")]
-)
+@pytest.mark.parametrize(("target", "name"), [("neuronx", "Dockerfile.inf2")])
 def test_the_model_is_compiled_where_the_backend_looks(target: str, name: str) -> None:
     steps = instructions(name)
     run = " ".join(args for instruction, args in steps if instruction == "RUN")

@@ -62,7 +62,7 @@ def test_custom_kinds_validate_against_their_crds(overlay: str) -> None:
 
 
 def test_the_crd_check_catches_a_misspelt_field() -> None:
-    doc = json.loads(json.dumps(rayservice("inf1")))
+    doc = json.loads(json.dumps(rayservice("inf2")))
     doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["replica"] = 1
     with pytest.raises(jsonschema.ValidationError, match="replica"):
         jsonschema.validate(doc, crd_schema("RayService", "ray.io", "v1"))
@@ -324,7 +324,7 @@ def test_the_dashboards_go_to_kube_prometheus_stacks_grafana(overlay: str) -> No
 
 
 def test_the_builtin_check_catches_a_misspelt_field() -> None:
-    deployment = json.loads(json.dumps(one(build("inf1"), "Deployment", "my-scheduler")))
+    deployment = json.loads(json.dumps(one(build("inf2"), "Deployment", "my-scheduler")))
     deployment["spec"]["replica"] = 1
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
