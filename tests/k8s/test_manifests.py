@@ -13,7 +13,6 @@ import sys
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
 from tests.k8s.manifests import (
     NEURON_OVERLAYS,
@@ -146,25 +145,28 @@ def test_pods_land_on_a_nodepool_that_exists_and_tolerate_its_taints(overlay: st
         assert one(docs, "EC2NodeClass", node_class)
 
 
+# NeuronCores per accelerator (EC2 accelerated instance types: Inferentia2 has 2).
+CORES_PER_DEVICE = {"inf2": 2}
+
+
 @pytest.mark.parametrize("overlay", NEURON_OVERLAYS)
-def test_workers_use_my_scheduler_and_the_extender_is_reachable(overlay: str) -> None:
+def test_workers_take_whole_one_device_nodes_so_the_default_scheduler_places_them(
+    overlay: str,
+) -> None:
+    """Without the Neuron scheduler extender, a pod that takes part of a node's cores may get
+    cores of different devices; a worker that takes every core of a one-device node cannot."""
     docs = build(overlay)
-    assert worker_group(overlay)["template"]["spec"]["schedulerName"] == "my-scheduler"
-    config_map = one(docs, "ConfigMap", "my-scheduler-config")
-    (scheduler_config,) = config_map["data"].values()
-    scheduler = yaml.safe_load(scheduler_config)
-    assert scheduler["profiles"][0]["schedulerName"] == "my-scheduler"
-    assert scheduler["leaderElection"]["leaderElect"] is True
-    (extender,) = scheduler["extenders"]
-    service = one(docs, "Service", "k8s-neuron-scheduler")
-    host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
-    assert extender["urlPrefix"] == f"http://{host}:{service['spec']['ports'][0]['port']}"
-    managed = {resource["name"] for resource in extender["managedResources"]}
-    assert managed == {"aws.amazon.com/neuron", "aws.amazon.com/neuroncore"}
-    assert one(docs, "Deployment", "my-scheduler")["spec"]["replicas"] == 2
-    extender_deployment = one(docs, "Deployment", "k8s-neuron-scheduler")
-    assert extender_deployment["spec"]["replicas"] == 1
-    assert extender_deployment["spec"]["strategy"]["type"] == "Recreate"
+    template = worker_group(overlay)["template"]
+    assert "schedulerName" not in template["spec"]  # the default scheduler
+    assert not [d for d in docs if "scheduler" in d["metadata"]["name"]]
+    (container,) = template["spec"]["containers"]
+    cores = int(container["resources"]["limits"]["aws.amazon.com/neuroncore"])
+    pool = one(docs, "NodePool", template["spec"]["nodeSelector"]["karpenter.sh/nodepool"])
+    requirements = {r["key"]: r for r in pool["spec"]["template"]["spec"]["requirements"]}
+    devices = requirements["karpenter.k8s.aws/instance-accelerator-count"]
+    assert (devices["operator"], devices["values"]) == ("In", ["1"])
+    (family,) = requirements["karpenter.k8s.aws/instance-family"]["values"]
+    assert cores == CORES_PER_DEVICE[family]
 
 
 def kuberay_serve_service(overlay: str) -> Doc:
@@ -324,7 +326,7 @@ def test_the_dashboards_go_to_kube_prometheus_stacks_grafana(overlay: str) -> No
 
 
 def test_the_builtin_check_catches_a_misspelt_field() -> None:
-    deployment = json.loads(json.dumps(one(build("inf2"), "Deployment", "my-scheduler")))
+    deployment = json.loads(json.dumps(one(build("inf2"), "DaemonSet", "neuron-device-plugin")))
     deployment["spec"]["replica"] = 1
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
