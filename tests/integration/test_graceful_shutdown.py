@@ -1,19 +1,23 @@
-"""Graceful shutdown: calls in flight when the application is scaled down or redeployed with new
-code (every replica, the ingress included, replaced by a rolling update) finish with their
-results; calls made during the change succeed too. No client retries. Reports, per change,
-calls and images by outcome and how long the change took."""
+"""Graceful shutdown: calls in flight when the application is scaled down, or upgraded to a new
+model version and rolled back (every replica, the ingress included, replaced by a rolling
+update, as when KubeRay applies a changed serveConfigV2), finish with their results; calls made
+during the change succeed too. No client retries. Reports, per change, calls and images by
+outcome and how long the change took."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
+import torch
 
 from imgclf.v1 import classifier_service_pb2 as pb
 from imgclf.v1 import classifier_service_pb2_grpc as pb_grpc
+from imgclf_serve.models import efficientnet_lite0
 from tests.integration.conftest import NEURON_CORES, Server
 from tests.integration.harness import Tally, report
 
@@ -99,49 +103,67 @@ def test_in_flight_calls_finish_when_scaled_down_and_back(server: Server) -> Non
         assert calls.lost == 0 and images.lost == 0, (calls.codes, images.codes)
 
 
-def change_code_version(server: Server, pixels: int) -> None:
-    """A change to the application's args: Serve replaces every replica (rolling update)."""
+STRAWBERRY = 949  # ImageNet class index
+
+
+def new_model_version(path: Path) -> Path:
+    """Version 2 of EfficientNet-Lite0: the embedded weights with the "strawberry" logit
+    raised, so that every image a version-2 replica classifies comes back "strawberry"."""
+    state = torch.load(str(efficientnet_lite0.embedded_weights()), weights_only=True)
+    state["_fc.bias"][STRAWBERRY] += 100.0
+    torch.save(state, path)
+    return path
+
+
+def deploy_weights(server: Server, weights: Path | None) -> None:
+    """A new model version in the Serve config (what `make k8s` puts in serveConfigV2): Serve
+    replaces every replica, the ingress included, by a rolling update."""
 
     def edit(config: dict) -> None:  # type: ignore[type-arg]
         (app,) = config["applications"]
-        app["args"].setdefault("limits", {})["max_image_pixels"] = pixels
+        (model,) = (m for m in app["args"]["models"] if m["name"] == LITE0)
+        if weights is None:
+            model.pop("weights", None)
+        else:
+            model["weights"] = str(weights)
 
     server.redeploy(edit)
 
 
-def test_in_flight_calls_finish_through_a_rolling_redeploy(server: Server) -> None:
-    original = server.stub.ListModels(pb.ListModelsRequest(), timeout=30).limits.max_image_pixels
+def test_a_new_model_version_rolls_out_and_back_with_calls_in_flight(
+    server: Server, tmp_path: Path
+) -> None:
+    version_2 = new_model_version(tmp_path / "efficientnet-lite0-v2.pt")
     outcomes = []
     try:
-        for pixels in (original + 1, original):  # out and back: two full rolling updates
+        for weights, label in ((version_2, "strawberry"), (None, "tiger")):  # upgrade, rollback
             before = lite0_replicas(server.stub, server.tiger)
 
-            def rolled_out(pixels: int = pixels, before: set[str] = before) -> bool:
+            def rolled_out(label: str = label, before: set[str] = before) -> bool:
                 try:
-                    limits = server.stub.ListModels(pb.ListModelsRequest(), timeout=30).limits
-                    now = lite0_replicas(server.stub, server.tiger)
+                    request = pb.ClassifyBatchRequest(images=[server.tiger] * 8)
+                    items = server.stub.ClassifyBatch(request, timeout=120).items
                 except grpc.RpcError:
                     return False  # a probe, not the load under test
+                replicas = {item.served_by.replica_id for item in items}
                 return (
-                    limits.max_image_pixels == pixels
-                    and len(now) == NEURON_CORES
-                    and not (now & before)
+                    len(replicas) == NEURON_CORES
+                    and not (replicas & before)
+                    and {item.predictions[0].label for item in items} == {label}
                 )
 
             calls, images, took = asyncio.run(
-                during(
-                    server, lambda pixels=pixels: change_code_version(server, pixels), rolled_out
-                )
+                during(server, lambda weights=weights: deploy_weights(server, weights), rolled_out)
             )
             report(
-                f"rolling redeploy (max_image_pixels -> {pixels})",
+                f"model version {'2 (upgrade)' if weights else '1 (rollback)'}",
                 f"calls: {calls.summary()}; images of in-flight batches: {images.summary()}; "
-                f"all replicas replaced in {took:.1f} s",
+                f"every replica replaced, each answering {label!r}, in {took:.1f} s",
             )
             outcomes.append((calls, images))
     finally:
         if len(outcomes) < 2:  # leave the session's server as it was for the other tests
-            change_code_version(server, original)
+            deploy_weights(server, None)
             server.cluster.wait_serving(timeout_s=300)
     for calls, images in outcomes:
         assert calls.lost == 0 and images.lost == 0, (calls.codes, images.codes)
