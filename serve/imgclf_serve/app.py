@@ -18,7 +18,6 @@ from ray.serve.deployment import Deployment
 
 from imgclf_serve.classifier import ServedModel
 from imgclf_serve.ingress import ClassifierIngress
-from imgclf_serve.models import get_spec
 from imgclf_serve.placement import ReplicaPlan, plan_ingress, plan_replicas
 from imgclf_serve.preprocess import ImageLimits
 from imgclf_serve.replica import ModelReplica
@@ -52,11 +51,12 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
         )
         for model in args.models
     }
+    specs = {model.name: model.spec() for model in args.models}
     served = {
         model.name: ServedModel(
             replicas=plans[model.name].replicas,
-            num_classes=get_spec(model.name).num_classes,
-            input_size=get_spec(model.name).input_size,
+            num_classes=specs[model.name].num_classes,
+            input_size=specs[model.name].input_size,
             min_ready_replicas=_min_ready(model, plans[model.name]),
         )
         for model in args.models

@@ -33,7 +33,7 @@ from imgclf_serve.batcher import GreedyBatcher
 from imgclf_serve.devices import DeviceKind, assigned_device
 from imgclf_serve.errors import ClassifyError, Overloaded
 from imgclf_serve.metrics import ReplicaMetrics
-from imgclf_serve.models import get_spec, imagenet_labels
+from imgclf_serve.models.custom import check_outputs
 from imgclf_serve.postprocess import top_k
 from imgclf_serve.preprocess import DecodeCancelled, ImageLimits, check_header, load_image
 from imgclf_serve.results import ImagePayload, ItemError, ItemResult, ReplicaInfo, ServedBy
@@ -62,10 +62,10 @@ class ModelReplica:
         max_images: int,
     ) -> None:
         started = time.perf_counter()
-        self._spec = get_spec(model.name)
+        self._spec = model.spec()
         self._limits = limits
         self._admission = WorkAdmission(max_images, where="model replica")
-        self._labels = imagenet_labels()
+        self._labels = self._spec.labels()
         device = assigned_device(device_kind)
         auto = model.backend is BackendChoice.AUTO
         requested = self._spec.default_backend if auto else model.backend.value
@@ -102,6 +102,8 @@ class ModelReplica:
             on_skipped=self._metrics.skipped,
         )
         self._canary = self._decode_pool.submit(self._decode, _sample_image()).result()[0][None]
+        outputs = self._forward_pool.submit(self._backend.predict, self._canary).result()
+        check_outputs(model.name, outputs.shape[-1], len(self._labels))
         self._warm_up(1)
         logger.info(
             "model %s ready on %s, backend %s, in %.1f s",

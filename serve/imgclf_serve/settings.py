@@ -10,12 +10,17 @@ to `args` changes the application's code version in Ray Serve and restarts every
 from __future__ import annotations
 
 import enum
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from imgclf_serve.models import DEFAULT_MODEL, REGISTRY
-from imgclf_serve.preprocess import ImageLimits
+from imgclf_serve.models import DEFAULT_MODEL, REGISTRY, get_spec
+from imgclf_serve.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImageLimits, PreprocessSpec
+
+if TYPE_CHECKING:
+    from imgclf_serve.models import ModelSpec
 
 
 class BackendChoice(str, enum.Enum):
@@ -187,12 +192,90 @@ class AutoscalingConfig(_Strict):
         return self.model_dump()
 
 
+# "package.module:callable", as Ray Serve's import paths.
+IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+class SourceConfig(_Strict):
+    """A model of your own (not a preset): a TorchScript file, or a state dict and the
+    architecture it fits. Paths must be readable where replicas run (in the image or on a
+    volume)."""
+
+    torchscript: Path | None = Field(
+        None, description="A TorchScript file (`torch.jit.save` of a scripted or traced module)."
+    )
+    state_dict: Path | None = Field(
+        None, description="A state dict file (`torch.save(module.state_dict())`)."
+    )
+    architecture: str | None = Field(
+        None,
+        description="With `state_dict`: `module:callable` that returns the untrained module, "
+        "e.g. `torchvision.models:resnet18`.",
+    )
+    architecture_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for `architecture`, e.g. `{num_classes: 10}`.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> SourceConfig:
+        if (self.torchscript is None) == (self.state_dict is None):
+            raise ValueError("a model source is either `torchscript` or `state_dict`, one of them")
+        if (self.state_dict is None) != (self.architecture is None):
+            raise ValueError("`architecture` goes with `state_dict`, and only with it")
+        if self.architecture is not None and not IMPORT_PATH.fullmatch(self.architecture):
+            raise ValueError(
+                f"architecture {self.architecture!r} is not `module:callable`, "
+                "e.g. `torchvision.models:resnet18`"
+            )
+        if self.architecture_args and self.architecture is None:
+            raise ValueError("`architecture_args` needs `architecture`")
+        return self
+
+
+class InputConfig(_Strict):
+    """How a model wants its images: the short side resized to `resize`, a centred `crop` x
+    `crop` square, then per-channel (x / 255 - mean) / std on RGB."""
+
+    resize: int = Field(256, ge=1, le=4096, description="Short side after resizing, pixels.")
+    crop: int = Field(224, ge=1, le=4096, description="Side of the centred square, pixels.")
+    mean: tuple[float, float, float] = Field(IMAGENET_MEAN, description="RGB means.")
+    std: tuple[float, float, float] = Field(IMAGENET_STD, description="RGB standard deviations.")
+
+    @model_validator(mode="after")
+    def _check(self) -> InputConfig:
+        if self.crop > self.resize:
+            raise ValueError(
+                f"input.crop ({self.crop}) is larger than input.resize ({self.resize})"
+            )
+        if min(self.std) <= 0:
+            raise ValueError(f"input.std must be positive, got {list(self.std)}")
+        return self
+
+    def preprocess(self) -> PreprocessSpec:
+        return PreprocessSpec(resize=self.resize, crop=self.crop, mean=self.mean, std=self.std)
+
+
 class ModelConfig(_Strict):
     """One deployed model: which weights, on which backend and cores, how many replicas."""
 
-    name: str = Field(description=f"A registered model: {', '.join(sorted(REGISTRY))}.")
+    name: str = Field(
+        description=f"A preset ({', '.join(sorted(REGISTRY))}), or any name for a model of your "
+        "own described by `source` and `labels`."
+    )
+    source: SourceConfig | None = Field(
+        None, description="Your own model's file; unset for a preset."
+    )
+    labels: Path | None = Field(
+        None,
+        description="With `source`: a UTF-8 text file, one class name per line, in the order "
+        "of the model's outputs.",
+    )
+    input: InputConfig | None = Field(
+        None, description="With `source`: resizing and normalisation; default: ImageNet's."
+    )
     weights: Path | None = Field(
-        None, description="A state dict file; default: the model's embedded weights."
+        None, description="A preset's state dict file; default: the preset's embedded weights."
     )
     artifact: Path | None = Field(
         None, description="A model compiled by `python -m imgclf_serve.compile`."
@@ -236,11 +319,43 @@ class ModelConfig(_Strict):
     def cpu_threads(self) -> int:
         return self.torch_threads or max(1, round(self.cpus_per_replica))
 
+    def spec(self) -> ModelSpec:
+        """What the server knows of the model before loading it: a preset's, or one read from
+        `source`, `labels` and `input` (the labels file is read here)."""
+        if self.source is None:
+            return get_spec(self.name)
+        from imgclf_serve.models.custom import custom_spec
+
+        assert self.labels is not None  # checked in _check
+        return custom_spec(self.name, self.source, self.labels, self.input or InputConfig())
+
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
-        if self.name not in REGISTRY:
-            known = ", ".join(sorted(REGISTRY))
-            raise ValueError(f"unknown model {self.name!r}; registered models: {known}")
+        presets = ", ".join(sorted(REGISTRY))
+        if self.source is None:
+            if self.name not in REGISTRY:
+                raise ValueError(
+                    f"unknown model {self.name!r}: the presets are {presets}; describe a "
+                    "model of your own with `source` and `labels`"
+                )
+            if self.labels is not None or self.input is not None:
+                raise ValueError(
+                    f"model {self.name}: `labels` and `input` describe a model of your own "
+                    "(with `source`); a preset has its own"
+                )
+        else:
+            if self.name in REGISTRY:
+                raise ValueError(
+                    f"model {self.name!r} has a `source` but is a preset's name ({presets}): "
+                    "name your own model differently"
+                )
+            if self.labels is None:
+                raise ValueError(f"model {self.name}: a model with `source` needs `labels`")
+            if self.weights is not None or self.artifact is not None:
+                raise ValueError(
+                    f"model {self.name}: `weights` and `artifact` are a preset's; your own "
+                    "model's file is its `source`"
+                )
         if self.replicas is not None and self.autoscaling is not None:
             raise ValueError(
                 f"model {self.name}: set `replicas` (a fixed count) or `autoscaling`, not both"

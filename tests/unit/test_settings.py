@@ -40,7 +40,7 @@ def test_the_serve_config_file_validates() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"models": [{"name": "vgg"}]}, "unknown model 'vgg'; registered models"),
+        ({"models": [{"name": "vgg"}]}, "unknown model 'vgg': the presets are"),
         ({"models": []}, "at least 1 item"),
         ({"models": [{"name": "resnet50"}, {"name": "resnet50"}]}, "models listed twice"),
         ({"default_model": "resnet50"}, "default_model 'resnet50' is not among the models"),

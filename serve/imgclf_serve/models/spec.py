@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imgclf_serve.models.labels import imagenet_labels
 from imgclf_serve.preprocess import PreprocessSpec
 
 if TYPE_CHECKING:
@@ -15,10 +16,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model.
+    """A preset, or a model described in the Serve config (models/custom.py).
 
     `build(weights)` returns the eval-mode torch module with weights loaded from `weights`,
-    or from the model's embedded weights when `weights` is None and it ships some.
+    or from the model's embedded weights (its own file) when `weights` is None.
+    `labels()` names the model's outputs, in order: `num_classes` of them.
     """
 
     name: str
@@ -27,6 +29,7 @@ class ModelSpec:
     num_classes: int = 1000
     # What `backend: auto` means for this model; "auto" picks by the core it runs on.
     default_backend: str = "auto"
+    labels: Callable[[], tuple[str, ...]] = field(default=imagenet_labels, repr=False)
 
     @property
     def input_size(self) -> int:

@@ -1,0 +1,168 @@
+"""A model of your own, end to end: a small network trained here to tell 10 colours apart (on
+images generated here, through the server's own preprocessing), saved as TorchScript with a
+labels file, named in a Serve config beside the default model, and served: ListModels
+describes it with its own classes and input size, Classify and ClassifyBatch answer with its
+labels. Then a new version whose labels file is missing: the deploy fails with a message naming
+the file, and the running version keeps serving. Its own cluster."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from imgclf import ClassifierClient, ImgclfError
+from imgclf_serve.preprocess import ImageLimits, PreprocessSpec, load_image
+from imgclf_tools.local_cluster import DEFAULT_CONFIG, LocalCluster
+from tests.conftest import IMAGES_DIR
+from tests.integration.harness import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+COLORS = {
+    "red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220),
+    "yellow": (230, 230, 20), "cyan": (20, 220, 220), "magenta": (220, 20, 220),
+    "white": (245, 245, 245), "black": (10, 10, 10), "gray": (128, 128, 128),
+    "orange": (250, 140, 0),
+}  # fmt: skip
+INPUT = {"resize": 32, "crop": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+
+
+class ColorNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torch.nn.Conv2d(3, 16, 3)
+        self.head = torch.nn.Linear(16, len(COLORS))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.features(x)).mean(dim=(2, 3)))
+
+
+def color_jpeg(rgb: tuple[int, int, int], rng: np.random.Generator, size: int = 48) -> bytes:
+    noise = rng.integers(-12, 13, size=(size, size, 3))
+    pixels = np.clip(np.asarray(rgb) + noise, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def train_color_model(directory: Path) -> tuple[Path, Path]:
+    """(TorchScript file, labels file) of a ColorNet trained on generated images, each put
+    through the preprocessing the server will apply (input INPUT)."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    spec = PreprocessSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in INPUT.items()})
+    images, targets = [], []
+    for index, rgb in enumerate(COLORS.values()):
+        for _ in range(12):
+            images.append(load_image(color_jpeg(rgb, rng), spec, ImageLimits()))
+            targets.append(index)
+    x, y = torch.from_numpy(np.stack(images)), torch.tensor(targets)
+    model = ColorNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+    assert (model(x).argmax(dim=1) == y).all(), "the colour model did not learn"
+    model_path, labels_path = directory / "colors.pt", directory / "colors.txt"
+    torch.jit.save(torch.jit.script(model.eval()), str(model_path))
+    labels_path.write_text("\n".join(COLORS) + "\n")
+    return model_path, labels_path
+
+
+def serve_config(model_path: Path, labels_path: Path) -> dict:  # type: ignore[type-arg]
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    (app,) = config["applications"]
+    (lite0,) = app["args"]["models"]
+    lite0.update(device="cpu", replicas=1, cpus_per_replica=0.25)
+    app["args"]["models"].append(
+        {
+            "name": "colors",
+            "source": {"torchscript": str(model_path)},
+            "labels": str(labels_path),
+            "input": INPUT,
+            "device": "cpu",
+            "replicas": 1,
+            "cpus_per_replica": 0.25,
+        }
+    )
+    app["args"]["ingress"] = {"replicas": 1, "cpus_per_replica": 0.25}
+    return config
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, Path]]:
+    directory = tmp_path_factory.mktemp("own-model")
+    model_path, labels_path = train_color_model(directory)
+    config_path = directory / "serve_config.yaml"
+    config_path.write_text(yaml.safe_dump(serve_config(model_path, labels_path), sort_keys=False))
+    cluster = LocalCluster.create()
+    try:
+        cluster.start(num_cpus=2)
+        cluster.deploy(config_path)
+        cluster.wait_serving(timeout_s=600)
+        yield cluster, config_path
+    finally:
+        cluster.stop()
+        assert cluster.pids() == [], "processes of the own-model cluster are still running"
+
+
+def test_your_own_model_is_listed_and_answers_with_its_labels(
+    deployed: tuple[LocalCluster, Path],
+) -> None:
+    cluster, _ = deployed
+    rng = np.random.default_rng(1)
+    with ClassifierClient(cluster.grpc_target, timeout=60) as client:
+        listed = client.models()
+        colors = next(m for m in listed.models if m.name == "colors")
+        assert listed.default_model == "efficientnet-lite0"
+        assert (colors.num_classes, colors.input_width, colors.input_height) == (10, 32, 32)
+        red = client.classify(color_jpeg(COLORS["red"], rng), model="colors", top_k=3)
+        assert red.top.label == "red" and len(red.predictions) == 3
+        assert {p.label for p in red.predictions} <= set(COLORS)
+        batch = client.classify_batch(
+            [color_jpeg(rgb, rng) for rgb in COLORS.values()], model="colors"
+        )
+        assert [item.top.label for item in batch] == list(COLORS)  # type: ignore[union-attr]
+        tiger = client.classify((IMAGES_DIR / "tiger.jpg").read_bytes())
+        assert tiger.top.label == "tiger"  # the default model, beside it
+        with pytest.raises(ImgclfError) as refused:
+            client.classify(color_jpeg(COLORS["red"], rng), model="colors", top_k=11)
+        assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert "[1, 10]" in refused.value.message
+
+
+def test_a_new_version_that_cannot_load_fails_its_deploy_and_the_old_one_serves(
+    deployed: tuple[LocalCluster, Path], tmp_path: Path
+) -> None:
+    cluster, config_path = deployed
+    config = yaml.safe_load(config_path.read_text())
+    (app,) = config["applications"]
+    (colors,) = (m for m in app["args"]["models"] if m["name"] == "colors")
+    colors["labels"] = str(tmp_path / "missing-labels.txt")
+    broken = tmp_path / "serve_config.yaml"
+    broken.write_text(yaml.safe_dump(config, sort_keys=False))
+    cluster.deploy(broken)
+
+    def failed_with_message() -> str | None:
+        script = (
+            "import json, ray; from ray import serve; ray.init(logging_level='ERROR'); "
+            "a = serve.status().applications['imgclf']; print(json.dumps([a.status, a.message]))"
+        )
+        status, message = cluster.query(script)
+        return message if status == "DEPLOY_FAILED" else None
+
+    assert wait_for(lambda: failed_with_message() is not None, timeout_s=120) is not None
+    message = failed_with_message() or ""
+    assert "model colors: labels file" in message and "missing-labels.txt does not exist" in message
+    rng = np.random.default_rng(2)
+    with ClassifierClient(cluster.grpc_target, timeout=60) as client:
+        assert client.classify(color_jpeg(COLORS["blue"], rng), model="colors").top.label == "blue"
