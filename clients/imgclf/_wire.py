@@ -90,6 +90,7 @@ def server_models(response: pb.ListModelsResponse) -> ServerModels:
                 device_kind=_DEVICE_KIND.get(m.device_kind, DeviceKind.UNSPECIFIED),
                 replicas=m.replicas,
                 max_batch_size=m.max_batch_size,
+                version=m.version,
             )
             for m in response.models
         ),

@@ -115,6 +115,8 @@ class ModelInfo:
     device_kind: DeviceKind
     replicas: int
     max_batch_size: int
+    # The deployed version ("" from servers before 0.2).
+    version: str = ""
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ def build_app(args: AppArgs | dict[str, Any]) -> Application:
             replicas=plans[model.name].replicas,
             num_classes=specs[model.name].num_classes,
             input_size=specs[model.name].input_size,
+            version=model.version,
             min_ready_replicas=_min_ready(model, plans[model.name]),
         )
         for model in args.models

@@ -37,6 +37,7 @@ class ServedModel:
     num_classes: int
     input_size: int
     min_ready_replicas: int = 1
+    version: str = "1"
 
 
 class Classifier:

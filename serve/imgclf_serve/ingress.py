@@ -84,7 +84,7 @@ class ClassifierIngress:
             self._readiness.last_running,
         )
         self._facts = {
-            name: oip.ModelFacts(name, model.input_size, model.num_classes)
+            name: oip.ModelFacts(name, model.input_size, model.num_classes, model.version)
             for name, model in models.items()
         }
         self._last_described: dict[str, ReplicaInfo] = {}
@@ -216,7 +216,7 @@ class ClassifierIngress:
         failure = oip.first_failure(results, request.inputs[0].name)
         if failure is not None:
             raise failure
-        return oip.infer_response(request, call, name, results), item_codes(results)
+        return oip.infer_response(request, call, self._facts[name], results), item_codes(results)
 
     async def _model_ready(self, model: str, version: str) -> Answered[oip_pb.ModelReadyResponse]:
         name = self._versioned(model, version)
@@ -250,7 +250,7 @@ class ClassifierIngress:
             if ready or not ready_only:
                 index.models.add(
                     name=name,
-                    version=oip.MODEL_VERSION,
+                    version=self._facts[name].version,
                     state="READY" if ready else "UNAVAILABLE",
                     reason="" if ready else "fewer warm replicas than min_ready_replicas",
                 )
@@ -265,7 +265,7 @@ class ClassifierIngress:
 
     def _versioned(self, model: str, version: str) -> str:
         name = self._classifier.model_named(model)
-        oip.check_version(name, version)
+        oip.check_version(self._facts[name], version)
         return name
 
     # grpc.health.v1.Health: "" or the API's service name is the whole server; a model's name

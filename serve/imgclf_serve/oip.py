@@ -26,7 +26,6 @@ from imgclf_serve.postprocess import DEFAULT_TOP_K
 from imgclf_serve.results import ImagePayload, ItemResult, Prediction
 
 SERVER_NAME = "imgclf"
-MODEL_VERSION = "1"
 EXTENSIONS = ("classification", "model_configuration", "parameters")
 PLATFORM = "imgclf"
 IMAGE = "IMAGE"
@@ -48,6 +47,7 @@ class ModelFacts:
     name: str
     input_size: int
     num_classes: int
+    version: str = "1"
 
     def pixels_shape(self) -> tuple[int, int, int]:
         return (3, self.input_size, self.input_size)
@@ -81,10 +81,12 @@ class InferCall:
         return max([self.top_k, *counts])
 
 
-def check_version(model: str, version: str) -> None:
-    if version not in ("", MODEL_VERSION):
+def check_version(model: ModelFacts, version: str) -> None:
+    """ "" asks for the version deployed; any other must be it (one version is served)."""
+    if version not in ("", model.version):
         raise ModelNotFound(
-            f"model {quoted(model)} has no version {quoted(version)}; versions: {MODEL_VERSION}"
+            f"model {quoted(model.name)} has no version {quoted(version)}; "
+            f"versions: {model.version}"
         )
 
 
@@ -96,7 +98,7 @@ def model_metadata(model: ModelFacts) -> pb.ModelMetadataResponse:
     tensor = pb.ModelMetadataResponse.TensorMetadata
     return pb.ModelMetadataResponse(
         name=model.name,
-        versions=[MODEL_VERSION],
+        versions=[model.version],
         platform=PLATFORM,
         inputs=[
             # [-1, 1], the batch dimension and ModelConfig's dims, as Triton's tooling derives
@@ -177,11 +179,13 @@ def infer_call(request: pb.ModelInferRequest, model: ModelFacts, max_images: int
 
 
 def infer_response(
-    request: pb.ModelInferRequest, call: InferCall, model: str, results: list[ItemResult]
+    request: pb.ModelInferRequest, call: InferCall, model: ModelFacts, results: list[ItemResult]
 ) -> pb.ModelInferResponse:
     """The outputs `call` wants, from one successful result per image; raw little-endian
     contents, as Triton answers."""
-    response = pb.ModelInferResponse(model_name=model, model_version=MODEL_VERSION, id=request.id)
+    response = pb.ModelInferResponse(
+        model_name=model.name, model_version=model.version, id=request.id
+    )
     for wanted in call.outputs:
         k = wanted.classification or call.top_k
         top = [p for result in results for p in result.predictions[:k]]

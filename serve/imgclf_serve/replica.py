@@ -63,6 +63,7 @@ class ModelReplica:
     ) -> None:
         started = time.perf_counter()
         self._spec = model.spec()
+        self._version = model.version
         self._limits = limits
         self._admission = WorkAdmission(max_images, where="model replica")
         self._labels = self._spec.labels()
@@ -174,6 +175,7 @@ class ModelReplica:
             num_classes=self._spec.num_classes,
             max_batch_size=self._user_config.max_batch_size,
             served_by=self._served_by,
+            version=self._version,
         )
 
     async def _classify_one(self, image: ImagePayload, k: int) -> ItemResult:

@@ -69,3 +69,5 @@ class ReplicaInfo:
     num_classes: int
     max_batch_size: int
     served_by: ServedBy
+    # The version this replica was deployed with (ModelConfig.version).
+    version: str = "1"

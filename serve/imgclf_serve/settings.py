@@ -263,6 +263,13 @@ class ModelConfig(_Strict):
         description=f"A preset ({', '.join(sorted(REGISTRY))}), or any name for a model of your "
         "own described by `source` and `labels`."
     )
+    version: str = Field(
+        "1",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="This model's version (e.g. `2` or `2026-12-01`), which ListModels and the "
+        "Open Inference Protocol report. Deploying a new version (with its new `source` or "
+        "`weights`) replaces the replicas by a rolling update.",
+    )
     source: SourceConfig | None = Field(
         None, description="Your own model's file; unset for a preset."
     )

@@ -69,8 +69,11 @@ def batch_item(index: int, result: ItemResult) -> pb.ClassifyBatchItem:
 
 
 def model_info(info: ReplicaInfo, replicas: int) -> pb.ModelInfo:
+    """`info` from one of the model's replicas: the version it reports is the one it runs
+    (during a rolling update, old and new ones answer)."""
     return pb.ModelInfo(
         name=info.model,
+        version=info.version,
         input_height=info.input_size,
         input_width=info.input_size,
         num_classes=info.num_classes,

@@ -276,6 +276,7 @@ def test_models_and_health(capsys: pytest.CaptureFixture[str], fake: FakeServer)
     assert code == 0
     assert out.splitlines()[0].split() == [
         "MODEL",
+        "VERSION",
         "INPUT",
         "CLASSES",
         "BACKEND",

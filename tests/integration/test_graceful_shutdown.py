@@ -115,17 +115,17 @@ def new_model_version(path: Path) -> Path:
     return path
 
 
-def deploy_weights(server: Server, weights: Path | None) -> None:
+def deploy_weights(server: Server, weights: Path | None, version: str) -> None:
     """A new model version in the Serve config (what `make k8s` puts in serveConfigV2): Serve
     replaces every replica, the ingress included, by a rolling update."""
 
     def edit(config: dict) -> None:  # type: ignore[type-arg]
         (app,) = config["applications"]
         (model,) = (m for m in app["args"]["models"] if m["name"] == LITE0)
-        if weights is None:
-            model.pop("weights", None)
-        else:
-            model["weights"] = str(weights)
+        model.pop("weights", None)
+        model.pop("version", None)
+        if weights is not None:
+            model.update(weights=str(weights), version=version)
 
     server.redeploy(edit)
 
@@ -136,7 +136,7 @@ def test_a_new_model_version_rolls_out_and_back_with_calls_in_flight(
     version_2 = new_model_version(tmp_path / "efficientnet-lite0-v2.pt")
     outcomes = []
     try:
-        for weights, label in ((version_2, "strawberry"), (None, "tiger")):  # upgrade, rollback
+        for weights, label, version in ((version_2, "strawberry", "2"), (None, "tiger", "1")):
             before = lite0_replicas(server.stub, server.tiger)
 
             def rolled_out(label: str = label, before: set[str] = before) -> bool:
@@ -153,17 +153,24 @@ def test_a_new_model_version_rolls_out_and_back_with_calls_in_flight(
                 )
 
             calls, images, took = asyncio.run(
-                during(server, lambda weights=weights: deploy_weights(server, weights), rolled_out)
+                during(
+                    server,
+                    lambda w=weights, v=version: deploy_weights(server, w, v),  # type: ignore[misc]
+                    rolled_out,
+                )
             )
+            listed = server.stub.ListModels(pb.ListModelsRequest(), timeout=30).models
+            (lite0,) = (m for m in listed if m.name == LITE0)
             report(
                 f"model version {'2 (upgrade)' if weights else '1 (rollback)'}",
                 f"calls: {calls.summary()}; images of in-flight batches: {images.summary()}; "
                 f"every replica replaced, each answering {label!r}, in {took:.1f} s",
             )
-            outcomes.append((calls, images))
+            outcomes.append((calls, images, lite0.version, version))
     finally:
         if len(outcomes) < 2:  # leave the session's server as it was for the other tests
-            deploy_weights(server, None)
+            deploy_weights(server, None, "1")
             server.cluster.wait_serving(timeout_s=300)
-    for calls, images in outcomes:
+    for calls, images, listed_version, version in outcomes:
         assert calls.lost == 0 and images.lost == 0, (calls.codes, images.codes)
+        assert listed_version == version  # ListModels names the version now serving

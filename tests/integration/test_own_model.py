@@ -2,12 +2,17 @@
 images generated here, through the server's own preprocessing), saved as TorchScript with a
 labels file, named in a Serve config beside the default model, and served: ListModels
 describes it with its own classes and input size, Classify and ClassifyBatch answer with its
-labels. Then a new version whose labels file is missing: the deploy fails with a message naming
-the file, and the running version keeps serving. Its own cluster."""
+labels. Then two bad new versions: one whose labels file is missing (the deploy fails with a
+message naming the file) and one whose model file is not TorchScript (its replicas fail to
+start, Serve stops the rolling update and says why); through both, version 1 keeps serving
+without a failed call, as ListModels says. Its own cluster; the model and the ingress start a
+new version's replica before stopping the old (`max_surge_percent`)."""
 
 from __future__ import annotations
 
 import io
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,6 +100,14 @@ def serve_config(model_path: Path, labels_path: Path) -> dict:  # type: ignore[t
         }
     )
     app["args"]["ingress"] = {"replicas": 1, "cpus_per_replica": 0.25}
+    # One replica each: start the new version's before stopping the old (Ray Serve's default
+    # stops first), so that a redeploy never leaves the model, or the front, without one.
+    for name in ("colors", "ClassifierIngress"):
+        entry = next((d for d in app["deployments"] if d["name"] == name), None)
+        if entry is None:
+            entry = {"name": name}
+            app["deployments"].append(entry)
+        entry["max_surge_percent"] = 100
     return config
 
 
@@ -166,3 +179,53 @@ def test_a_new_version_that_cannot_load_fails_its_deploy_and_the_old_one_serves(
     rng = np.random.default_rng(2)
     with ClassifierClient(cluster.grpc_target, timeout=60) as client:
         assert client.classify(color_jpeg(COLORS["blue"], rng), model="colors").top.label == "blue"
+
+
+def test_a_new_version_whose_replicas_cannot_load_leaves_the_old_one_serving(
+    deployed: tuple[LocalCluster, Path], tmp_path: Path
+) -> None:
+    cluster, config_path = deployed
+    corrupt = tmp_path / "colors-v3.pt"
+    corrupt.write_bytes(np.random.default_rng(3).bytes(4096))  # a file, but not TorchScript
+    config = yaml.safe_load(config_path.read_text())
+    (app,) = config["applications"]
+    (colors,) = (m for m in app["args"]["models"] if m["name"] == "colors")
+    colors.update(version="3", source={"torchscript": str(corrupt)})
+    version_3 = tmp_path / "serve_config.yaml"
+    version_3.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    outcomes: Counter[str] = Counter()
+    stop = threading.Event()
+
+    def keep_classifying() -> None:
+        rng = np.random.default_rng(4)
+        with ClassifierClient(cluster.grpc_target, timeout=60, retry=None) as client:
+            while not stop.is_set():
+                try:
+                    answer = client.classify(color_jpeg(COLORS["blue"], rng), model="colors")
+                    outcomes[answer.top.label] += 1
+                except ImgclfError as exc:
+                    outcomes[exc.code.name] += 1
+
+    def failed_message() -> str | None:
+        script = (
+            "import json, ray; from ray import serve; ray.init(logging_level='ERROR'); "
+            "print(json.dumps(serve.status().applications['imgclf'].deployments['colors'].message))"
+        )
+        message: str = cluster.query(script)
+        return message if "is not a TorchScript file" in message else None
+
+    caller = threading.Thread(target=keep_classifying)
+    caller.start()
+    try:
+        cluster.deploy(version_3)
+        failed_after_s = wait_for(lambda: failed_message() is not None, timeout_s=240)
+    finally:
+        stop.set()
+        caller.join()
+    with ClassifierClient(cluster.grpc_target, timeout=60) as client:
+        listed = next(m for m in client.models().models if m.name == "colors")
+    assert failed_after_s is not None, "Serve never reported the new version's failure"
+    assert "model colors" in (failed_message() or "")
+    assert set(outcomes) == {"blue"} and outcomes["blue"] > 0, outcomes  # nothing failed
+    assert listed.version == "1"  # the replica serving is the old version's

@@ -146,7 +146,7 @@ def test_response_outputs_are_raw_little_endian_in_request_order() -> None:
     message.outputs.add(name="CLASS_INDEX").parameters["classification"].int64_param = 1
     call = oip.infer_call(message, LITE0, 256)
     results = [ItemResult(TOP3), ItemResult(TOP3[1:] + TOP3[:1])]
-    response = oip.infer_response(message, call, "efficientnet-lite0", results)
+    response = oip.infer_response(message, call, LITE0, results)
     assert (response.model_name, response.model_version, response.id) == (
         "efficientnet-lite0",
         "1",
@@ -183,10 +183,17 @@ def test_one_failed_image_fails_the_call_naming_its_index_caller_mistakes_first(
 
 
 def test_versions_and_metadata() -> None:
-    oip.check_version("m", "")
-    oip.check_version("m", "1")
-    with pytest.raises(ModelNotFound, match="model 'm' has no version '2'; versions: 1"):
-        oip.check_version("m", "2")
+    oip.check_version(LITE0, "")
+    oip.check_version(LITE0, "1")
+    with pytest.raises(
+        ModelNotFound, match="model 'efficientnet-lite0' has no version '2'; versions: 1"
+    ):
+        oip.check_version(LITE0, "2")
+    version_3 = oip.ModelFacts("colors", 32, 10, version="3")
+    oip.check_version(version_3, "3")
+    assert oip.model_metadata(version_3).versions == ["3"]
+    with pytest.raises(ModelNotFound, match="versions: 3"):
+        oip.check_version(version_3, "1")
     metadata = oip.model_metadata(LITE0)
     assert [(t.name, t.datatype, list(t.shape)) for t in metadata.inputs] == [
         ("IMAGE", "BYTES", [-1, 1]),

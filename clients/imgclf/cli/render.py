@@ -62,10 +62,11 @@ def _error(item: ItemError) -> dict[str, str]:
 
 
 def models_table(models: ServerModels) -> str:
-    header = ("MODEL", "INPUT", "CLASSES", "BACKEND", "DEVICE", "REPLICAS", "MAX BATCH")
+    header = ("MODEL", "VERSION", "INPUT", "CLASSES", "BACKEND", "DEVICE", "REPLICAS", "MAX BATCH")
     rows = [header] + [
         (
             m.name + (" (default)" if m.name == models.default_model else ""),
+            m.version or "-",
             f"{m.input_width}x{m.input_height}",
             str(m.num_classes),
             m.backend.value,

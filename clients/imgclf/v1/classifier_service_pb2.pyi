@@ -148,7 +148,7 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., default_model: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "input_height", "input_width", "num_classes", "backend", "device_kind", "replicas", "max_batch_size")
+    __slots__ = ("name", "input_height", "input_width", "num_classes", "backend", "device_kind", "replicas", "max_batch_size", "version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUT_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     INPUT_WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,7 @@ class ModelInfo(_message.Message):
     DEVICE_KIND_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     input_height: int
     input_width: int
@@ -165,7 +166,8 @@ class ModelInfo(_message.Message):
     device_kind: DeviceKind
     replicas: int
     max_batch_size: int
-    def __init__(self, name: _Optional[str] = ..., input_height: _Optional[int] = ..., input_width: _Optional[int] = ..., num_classes: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., device_kind: _Optional[_Union[DeviceKind, str]] = ..., replicas: _Optional[int] = ..., max_batch_size: _Optional[int] = ...) -> None: ...
+    version: str
+    def __init__(self, name: _Optional[str] = ..., input_height: _Optional[int] = ..., input_width: _Optional[int] = ..., num_classes: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., device_kind: _Optional[_Union[DeviceKind, str]] = ..., replicas: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., version: _Optional[str] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_images_per_batch", "max_image_bytes", "max_image_pixels", "max_request_bytes")
