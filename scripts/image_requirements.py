@@ -78,11 +78,13 @@ def image_requirements(image: str) -> tuple[list[Requirement], list[Requirement]
 
 
 def project_requirements() -> list[Requirement]:
-    """What ./clients and ./serve declare, less the server's requirement on the client."""
+    """What ./clients and ./serve declare (with the extras the images install, "s3"), less
+    the server's requirement on the client."""
     found = []
     for project in ("clients", "serve"):
-        data = tomllib.loads((ROOT / project / "pyproject.toml").read_text())
-        found += [Requirement(r) for r in data["project"]["dependencies"]]
+        data = tomllib.loads((ROOT / project / "pyproject.toml").read_text())["project"]
+        found += [Requirement(r) for r in data["dependencies"]]
+        found += [Requirement(r) for r in data.get("optional-dependencies", {}).get("s3", [])]
     return [r for r in found if canonicalize_name(r.name) != "imgclf"]
 
 

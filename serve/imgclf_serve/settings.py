@@ -10,13 +10,15 @@ to `args` changes the application's code version in Ray Serve and restarts every
 from __future__ import annotations
 
 import enum
+import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from imgclf_serve.models import DEFAULT_MODEL, REGISTRY, get_spec
+from imgclf_serve.models.files import is_s3, split_s3
 from imgclf_serve.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImageLimits, PreprocessSpec
 
 if TYPE_CHECKING:
@@ -192,6 +194,21 @@ class AutoscalingConfig(_Strict):
         return self.model_dump()
 
 
+def _location(value: str) -> str:
+    if is_s3(value):
+        split_s3(value)
+    elif "://" in value:
+        raise ValueError(f"{value!r}: a model file is a local path or s3://bucket/key")
+    return value
+
+
+# A model file: a local path (in the image or on a volume) or s3://bucket/key.
+ModelLocation = Annotated[
+    str,
+    BeforeValidator(lambda value: os.fspath(value) if isinstance(value, os.PathLike) else value),
+    AfterValidator(_location),
+]
+
 # "package.module:callable", as Ray Serve's import paths.
 IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
@@ -201,11 +218,15 @@ class SourceConfig(_Strict):
     architecture it fits. Paths must be readable where replicas run (in the image or on a
     volume)."""
 
-    torchscript: Path | None = Field(
-        None, description="A TorchScript file (`torch.jit.save` of a scripted or traced module)."
+    torchscript: ModelLocation | None = Field(
+        None,
+        description="A TorchScript file (`torch.jit.save` of a scripted or traced module): a "
+        "path, or s3://bucket/key fetched when a replica starts.",
     )
-    state_dict: Path | None = Field(
-        None, description="A state dict file (`torch.save(module.state_dict())`)."
+    state_dict: ModelLocation | None = Field(
+        None,
+        description="A state dict file (`torch.save(module.state_dict())`): a path or "
+        "s3://bucket/key.",
     )
     architecture: str | None = Field(
         None,
@@ -273,10 +294,10 @@ class ModelConfig(_Strict):
     source: SourceConfig | None = Field(
         None, description="Your own model's file; unset for a preset."
     )
-    labels: Path | None = Field(
+    labels: ModelLocation | None = Field(
         None,
         description="With `source`: a UTF-8 text file, one class name per line, in the order "
-        "of the model's outputs.",
+        "of the model's outputs; a path or s3://bucket/key.",
     )
     input: InputConfig | None = Field(
         None, description="With `source`: resizing and normalisation; default: ImageNet's."

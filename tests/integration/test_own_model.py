@@ -1,6 +1,7 @@
 """A model of your own, end to end: a small network trained here to tell 10 colours apart (on
 images generated here, through the server's own preprocessing), saved as TorchScript with a
-labels file, named in a Serve config beside the default model, and served: ListModels
+labels file, named in a Serve config beside the default model (once as local files, once as
+objects in a local S3-compatible store, moto's), and served: ListModels
 describes it with its own classes and input size, Classify and ClassifyBatch answer with its
 labels. Then two bad new versions: one whose labels file is missing (the deploy fails with a
 message naming the file) and one whose model file is not TorchScript (its replicas fail to
@@ -26,6 +27,7 @@ from PIL import Image
 from imgclf import ClassifierClient, ImgclfError
 from imgclf_serve.preprocess import ImageLimits, PreprocessSpec, load_image
 from imgclf_tools.local_cluster import DEFAULT_CONFIG, LocalCluster
+from imgclf_tools.ports import free_port
 from tests.conftest import IMAGES_DIR
 from tests.integration.harness import wait_for
 
@@ -83,6 +85,10 @@ def train_color_model(directory: Path) -> tuple[Path, Path]:
     return model_path, labels_path
 
 
+S3_MODEL = "s3://models/colors/1/colors.pt"
+S3_LABELS = "s3://models/colors/1/colors.txt"
+
+
 def serve_config(model_path: Path, labels_path: Path) -> dict:  # type: ignore[type-arg]
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     (app,) = config["applications"]
@@ -93,6 +99,17 @@ def serve_config(model_path: Path, labels_path: Path) -> dict:  # type: ignore[t
             "name": "colors",
             "source": {"torchscript": str(model_path)},
             "labels": str(labels_path),
+            "input": INPUT,
+            "device": "cpu",
+            "replicas": 1,
+            "cpus_per_replica": 0.25,
+        }
+    )
+    app["args"]["models"].append(
+        {
+            "name": "colors-s3",
+            "source": {"torchscript": S3_MODEL},
+            "labels": S3_LABELS,
             "input": INPUT,
             "device": "cpu",
             "replicas": 1,
@@ -112,14 +129,53 @@ def serve_config(model_path: Path, labels_path: Path) -> dict:  # type: ignore[t
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, Path]]:
+def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A local S3-compatible server (moto's, in this process, on 127.0.0.1); yields the
+    environment that points AWS clients at it."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        yield {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "IMGCLF_MODEL_CACHE": str(tmp_path_factory.mktemp("model-cache")),
+        }
+    finally:
+        server.stop()
+
+
+def upload(env: dict[str, str], model_path: Path, labels_path: Path) -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    client.create_bucket(Bucket="models")
+    for path, uri in ((model_path, S3_MODEL), (labels_path, S3_LABELS)):
+        client.upload_file(str(path), "models", uri.removeprefix("s3://models/"))
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    tmp_path_factory: pytest.TempPathFactory, s3_store: dict[str, str]
+) -> Iterator[tuple[LocalCluster, Path]]:
     directory = tmp_path_factory.mktemp("own-model")
     model_path, labels_path = train_color_model(directory)
+    upload(s3_store, model_path, labels_path)
     config_path = directory / "serve_config.yaml"
     config_path.write_text(yaml.safe_dump(serve_config(model_path, labels_path), sort_keys=False))
     cluster = LocalCluster.create()
     try:
-        cluster.start(num_cpus=2)
+        cluster.start(num_cpus=2, extra_env=s3_store)
         cluster.deploy(config_path)
         cluster.wait_serving(timeout_s=600)
         yield cluster, config_path
@@ -145,6 +201,8 @@ def test_your_own_model_is_listed_and_answers_with_its_labels(
             [color_jpeg(rgb, rng) for rgb in COLORS.values()], model="colors"
         )
         assert [item.top.label for item in batch] == list(COLORS)  # type: ignore[union-attr]
+        from_s3 = client.classify(color_jpeg(COLORS["green"], rng), model="colors-s3")
+        assert from_s3.top.label == "green"  # the same model, fetched from S3
         tiger = client.classify((IMAGES_DIR / "tiger.jpg").read_bytes())
         assert tiger.top.label == "tiger"  # the default model, beside it
         with pytest.raises(ImgclfError) as refused:
@@ -210,7 +268,8 @@ def test_a_new_version_whose_replicas_cannot_load_leaves_the_old_one_serving(
     def failed_message() -> str | None:
         script = (
             "import json, ray; from ray import serve; ray.init(logging_level='ERROR'); "
-            "print(json.dumps(serve.status().applications['imgclf'].deployments['colors'].message))"
+            "d = serve.status().applications['imgclf'].deployments.get('colors'); "
+            "print(json.dumps(d.message if d else ''))"
         )
         message: str = cluster.query(script)
         return message if "is not a TorchScript file" in message else None

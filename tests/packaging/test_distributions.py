@@ -98,7 +98,9 @@ def test_the_server_wheel_holds_the_server_its_data_and_requires_the_client(
         (entry_points,) = [n for n in archive.namelist() if n.endswith("entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     assert "imgclf-serve = imgclf_serve.standalone:main" in scripts  # the containers' command
+    assert "imgclf-compile = imgclf_serve.compile:main" in scripts
     requires = wheel_metadata(wheel)["Requires-Dist"]
+    assert any(r.startswith("boto3") and 'extra == "s3"' in r for r in requires)
     assert any(r.startswith("imgclf") and "<" in r for r in requires)
     assert any(r.startswith("ray[serve]") for r in requires)
 

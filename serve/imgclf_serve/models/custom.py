@@ -9,6 +9,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imgclf_serve.models.files import ModelSourceError, local_copy
 from imgclf_serve.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -20,11 +21,7 @@ if TYPE_CHECKING:
 MAX_LABELS = 100_000
 
 
-class ModelSourceError(ValueError):
-    """A model's source, labels or outputs are unusable."""
-
-
-def custom_spec(name: str, source: SourceConfig, labels: Path, input: InputConfig) -> ModelSpec:
+def custom_spec(name: str, source: SourceConfig, labels: str, input: InputConfig) -> ModelSpec:
     names = read_labels(name, labels)
 
     def build(weights: Path | None) -> torch.nn.Module:
@@ -39,25 +36,26 @@ def custom_spec(name: str, source: SourceConfig, labels: Path, input: InputConfi
     )
 
 
-def read_labels(name: str, path: Path) -> tuple[str, ...]:
+def read_labels(name: str, location: str) -> tuple[str, ...]:
     """One class name per line, in output order; blank lines only at the end."""
+    path = local_copy(name, "labels", location)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ModelSourceError(f"model {name}: labels file {path} does not exist") from None
     except UnicodeDecodeError:
-        raise ModelSourceError(f"model {name}: labels file {path} is not UTF-8 text") from None
+        raise ModelSourceError(f"model {name}: labels file {location} is not UTF-8 text") from None
     except OSError as exc:
-        raise ModelSourceError(f"model {name}: cannot read labels file {path}: {exc}") from None
+        raise ModelSourceError(f"model {name}: cannot read labels file {location}: {exc}") from None
     lines = [line.strip() for line in text.rstrip("\n").split("\n")]
     if not lines or lines == [""]:
-        raise ModelSourceError(f"model {name}: labels file {path} is empty")
+        raise ModelSourceError(f"model {name}: labels file {location} is empty")
     blank = [number for number, line in enumerate(lines, 1) if not line]
     if blank:
-        raise ModelSourceError(f"model {name}: labels file {path} has a blank line ({blank[0]})")
+        raise ModelSourceError(
+            f"model {name}: labels file {location} has a blank line ({blank[0]})"
+        )
     if len(lines) > MAX_LABELS:
         raise ModelSourceError(
-            f"model {name}: labels file {path} has {len(lines)} lines (at most {MAX_LABELS})"
+            f"model {name}: labels file {location} has {len(lines)} lines (at most {MAX_LABELS})"
         )
     return tuple(lines)
 
@@ -67,32 +65,35 @@ def load_module(name: str, source: SourceConfig) -> torch.nn.Module:
     import torch
 
     if source.torchscript is not None:
-        path = _existing(name, "torchscript", source.torchscript)
+        path = local_copy(name, "torchscript", source.torchscript)
         try:
             module: torch.nn.Module = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:  # torch raises RuntimeError, ValueError, zipfile errors...
             raise ModelSourceError(
-                f"model {name}: {path} is not a TorchScript file ({_first_line(exc)}); save "
+                f"model {name}: {source.torchscript} is not a TorchScript file "
+                f"({_first_line(exc)}); save "
                 "one with torch.jit.save(torch.jit.script(module), path)"
             ) from None
         return module.eval()
     assert source.state_dict is not None and source.architecture is not None
-    path = _existing(name, "state_dict", source.state_dict)
+    path = local_copy(name, "state_dict", source.state_dict)
     module = _architecture(name, source.architecture)(**source.architecture_args)
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelSourceError(
-            f"model {name}: {path} is not a state dict ({_first_line(exc)}); save one with "
+            f"model {name}: {source.state_dict} is not a state dict ({_first_line(exc)}); "
+            "save one with "
             "torch.save(module.state_dict(), path)"
         ) from None
     if not isinstance(state, dict):
-        raise ModelSourceError(f"model {name}: {path} holds a {type(state).__name__}, not a dict")
+        kind = type(state).__name__
+        raise ModelSourceError(f"model {name}: {source.state_dict} holds a {kind}, not a dict")
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelSourceError(
-            f"model {name}: {path} does not fit {source.architecture}"
+            f"model {name}: {source.state_dict} does not fit {source.architecture}"
             f"({_arguments(source.architecture_args)}): {_first_line(exc)}"
         ) from None
     return module.eval()
@@ -109,12 +110,6 @@ def _architecture(name: str, import_path: str):  # type: ignore[no-untyped-def]
     if not callable(found):
         raise ModelSourceError(f"model {name}: architecture {import_path} is not callable")
     return found
-
-
-def _existing(name: str, field: str, path: Path) -> Path:
-    if not path.is_file():
-        raise ModelSourceError(f"model {name}: {field} file {path} does not exist")
-    return path
 
 
 def _first_line(exc: BaseException) -> str:
