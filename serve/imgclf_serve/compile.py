@@ -1,7 +1,13 @@
-"""Trace or compile a registered model for a target and write the artifact a replica loads.
+"""Trace or compile a model for a target and write the artifact a replica loads: a preset,
+or a model of your own as a Serve config describes it (--config).
 
-    python -m imgclf_serve.compile --model resnet50 --weights resnet50.pth \\
-        --target neuron --batch-size 4 --out /models/resnet50-inf1.pt
+    imgclf-compile --model resnet50 --weights resnet50.pth \\
+        --target neuronx --batch-size 4 --out /models/resnet50-neuronx.pt
+    imgclf-compile --config serve/serve_config.yaml --model flowers \\
+        --target neuronx --batch-size 4 --out /models/flowers-neuronx.pt
+
+(`python -m imgclf_serve.compile` is the same command.) The config's model then names the
+artifact as its `artifact`.
 
 Targets:
   cpu, cuda  TorchScript traced on the CPU in fp32 (portable; the cuda backend converts it to
@@ -23,11 +29,14 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
+from pydantic import ValidationError
 
 from imgclf_serve.backends.artifact import ArtifactInfo, write_info
 from imgclf_serve.backends.base import BackendName
 from imgclf_serve.backends.neuron import import_runtime
 from imgclf_serve.models import REGISTRY, get_spec
+from imgclf_serve.settings import ModelConfig
 
 TARGETS = [name.value for name in BackendName]
 
@@ -39,8 +48,11 @@ def compile_model(
     out: Path,
     weights: Path | None = None,
     dynamic_batch: bool = True,
+    config: ModelConfig | None = None,
 ) -> ArtifactInfo:
-    spec = get_spec(model)
+    """`config`: the model as a Serve config describes it (a model of your own); otherwise
+    `model` is a preset, with `weights` when it ships none."""
+    spec = config.spec() if config is not None else get_spec(model)
     module = spec.build(weights).eval()
     example = torch.zeros(batch_size, 3, spec.input_size, spec.input_size)
     backend = BackendName(target)
@@ -72,12 +84,34 @@ def compile_model(
     return info
 
 
+def model_in_config(path: Path, name: str) -> ModelConfig:
+    """The model `name` of the (first) application in the Serve config at `path`."""
+    document = yaml.safe_load(path.read_text())
+    applications = (document or {}).get("applications") or []
+    models = [m for app in applications for m in (app.get("args") or {}).get("models", [])]
+    found = [m for m in models if m.get("name") == name]
+    if not found:
+        names = ", ".join(str(m.get("name")) for m in models) or "none"
+        raise ValueError(f"{path} has no model {name!r}; its models: {names}")
+    try:
+        return ModelConfig.model_validate(found[0])
+    except ValidationError as exc:
+        raise ValueError(f"{path}, model {name}: {exc}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m imgclf_serve.compile",
         description="Trace or compile a model for a backend; writes PATH and PATH.json.",
     )
-    parser.add_argument("--model", required=True, choices=sorted(REGISTRY))
+    parser.add_argument(
+        "--model",
+        required=True,
+        help=f"a preset ({', '.join(sorted(REGISTRY))}) or, with --config, a model it describes",
+    )
+    parser.add_argument(
+        "--config", type=Path, default=None, help="a Serve config whose models include --model"
+    )
     parser.add_argument("--target", required=True, choices=TARGETS)
     parser.add_argument("--batch-size", type=int, default=1, help="batch size to trace with")
     parser.add_argument("--out", type=Path, required=True, help="artifact path to write")
@@ -96,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     try:
+        config = None if args.config is None else model_in_config(args.config, args.model)
+        if config is None and args.model not in REGISTRY:
+            raise ValueError(
+                f"{args.model!r} is not a preset ({', '.join(sorted(REGISTRY))}); for a model "
+                "of your own, pass the Serve config that describes it with --config"
+            )
         info = compile_model(
             args.model,
             args.target,
@@ -103,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             weights=args.weights,
             dynamic_batch=not args.no_dynamic_batch,
+            config=config,
         )
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -306,7 +306,9 @@ class ModelConfig(_Strict):
         None, description="A preset's state dict file; default: the preset's embedded weights."
     )
     artifact: Path | None = Field(
-        None, description="A model compiled by `python -m imgclf_serve.compile`."
+        None,
+        description="A model compiled by `imgclf-compile` (for a model of your own: from its "
+        "`source`, with `--config`); the neuron backends need one.",
     )
     backend: BackendChoice = Field(
         BackendChoice.AUTO,
@@ -379,10 +381,10 @@ class ModelConfig(_Strict):
                 )
             if self.labels is None:
                 raise ValueError(f"model {self.name}: a model with `source` needs `labels`")
-            if self.weights is not None or self.artifact is not None:
+            if self.weights is not None:
                 raise ValueError(
-                    f"model {self.name}: `weights` and `artifact` are a preset's; your own "
-                    "model's file is its `source`"
+                    f"model {self.name}: `weights` are a preset's; your own model's file is "
+                    "its `source`"
                 )
         if self.replicas is not None and self.autoscaling is not None:
             raise ValueError(

@@ -51,3 +51,47 @@ def test_resnet50_without_weights_fails_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "resnet50 ships no weights" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_model_of_your_own_compiled_from_its_config_loads_as_its_artifact(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+    import yaml
+
+    from imgclf_serve.backends import BackendName, ModelSource, load_backend
+    from imgclf_serve.settings import ModelConfig
+    from tests.unit.test_custom_models import COLORS, Tiny
+
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(Tiny()), str(tmp_path / "colors.pt"))
+    (tmp_path / "colors.txt").write_text("\n".join(COLORS))
+    model = {
+        "name": "colors",
+        "source": {"torchscript": str(tmp_path / "colors.pt")},
+        "labels": str(tmp_path / "colors.txt"),
+        "input": {"resize": 32, "crop": 32},
+    }
+    config = tmp_path / "serve_config.yaml"
+    config.write_text(yaml.safe_dump({"applications": [{"args": {"models": [model]}}]}))
+    out = tmp_path / "colors-cpu.pt"
+    result = run_compile(
+        "--config", str(config), "--model", "colors", "--target", "cpu", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    deployed = ModelConfig.model_validate({**model, "artifact": str(out)})
+    backend = load_backend(
+        BackendName.CPU, deployed.spec(), ModelSource(artifact=deployed.artifact), 1
+    )
+    batch = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    expected = torch.softmax(
+        torch.jit.load(str(tmp_path / "colors.pt"))(torch.from_numpy(batch)), -1
+    )
+    np.testing.assert_allclose(backend.predict(batch), expected.detach().numpy(), rtol=1e-5)
+
+    unknown = run_compile("--model", "colors", "--target", "cpu", "--out", str(out))
+    assert unknown.returncode == 1 and "pass the Serve config that describes it" in unknown.stderr
+    missing = run_compile(
+        "--config", str(config), "--model", "roses", "--target", "cpu", "--out", str(out)
+    )
+    assert missing.returncode == 1 and "has no model 'roses'; its models: colors" in missing.stderr
