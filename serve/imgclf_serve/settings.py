@@ -214,14 +214,19 @@ IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 class SourceConfig(_Strict):
-    """A model of your own (not a preset): a TorchScript file, or a state dict and the
-    architecture it fits. Paths must be readable where replicas run (in the image or on a
-    volume)."""
+    """A model of your own (not a preset): a TorchScript file, a `torch.export` program, or a
+    state dict and the architecture it fits. Paths must be readable where replicas run (in the
+    image or on a volume), or s3://bucket/key."""
 
     torchscript: ModelLocation | None = Field(
         None,
         description="A TorchScript file (`torch.jit.save` of a scripted or traced module): a "
         "path, or s3://bucket/key fetched when a replica starts.",
+    )
+    exported: ModelLocation | None = Field(
+        None,
+        description="A `torch.export.save` file (`.pt2`) of a program exported with a dynamic "
+        "batch dimension: a path or s3://bucket/key.",
     )
     state_dict: ModelLocation | None = Field(
         None,
@@ -240,8 +245,12 @@ class SourceConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> SourceConfig:
-        if (self.torchscript is None) == (self.state_dict is None):
-            raise ValueError("a model source is either `torchscript` or `state_dict`, one of them")
+        given = [f for f in ("torchscript", "exported", "state_dict") if getattr(self, f)]
+        if len(given) != 1:
+            raise ValueError(
+                "a model source is one of `torchscript`, `exported` or `state_dict`"
+                + (f", not {' and '.join(given)}" if given else "")
+            )
         if (self.state_dict is None) != (self.architecture is None):
             raise ValueError("`architecture` goes with `state_dict`, and only with it")
         if self.architecture is not None and not IMPORT_PATH.fullmatch(self.architecture):

@@ -4,8 +4,9 @@ labels file, named in a Serve config beside the default model (once as local fil
 objects in a local S3-compatible store, moto's), and served: ListModels
 describes it with its own classes and input size, Classify and ClassifyBatch answer with its
 labels. Then two bad new versions: one whose labels file is missing (the deploy fails with a
-message naming the file) and one whose model file is not TorchScript (its replicas fail to
-start, Serve stops the rolling update and says why); through both, version 1 keeps serving
+message naming the file), one whose model file is not TorchScript and one whose labels no
+longer match its outputs (their replicas fail to start, Serve stops the rolling update and
+says why); through each, version 1 keeps serving
 without a failed call, as ListModels says. Its own cluster; the model and the ingress start a
 new version's replica before stopping the old (`max_surge_percent`)."""
 
@@ -239,16 +240,24 @@ def test_a_new_version_that_cannot_load_fails_its_deploy_and_the_old_one_serves(
         assert client.classify(color_jpeg(COLORS["blue"], rng), model="colors").top.label == "blue"
 
 
-def test_a_new_version_whose_replicas_cannot_load_leaves_the_old_one_serving(
-    deployed: tuple[LocalCluster, Path], tmp_path: Path
+@pytest.mark.parametrize("fault", ["not TorchScript", "labels do not match"])
+def test_a_new_version_whose_replicas_cannot_start_leaves_the_old_one_serving(
+    deployed: tuple[LocalCluster, Path], tmp_path: Path, fault: str
 ) -> None:
     cluster, config_path = deployed
-    corrupt = tmp_path / "colors-v3.pt"
-    corrupt.write_bytes(np.random.default_rng(3).bytes(4096))  # a file, but not TorchScript
     config = yaml.safe_load(config_path.read_text())
     (app,) = config["applications"]
     (colors,) = (m for m in app["args"]["models"] if m["name"] == "colors")
-    colors.update(version="3", source={"torchscript": str(corrupt)})
+    if fault == "not TorchScript":
+        corrupt = tmp_path / "colors-v3.pt"
+        corrupt.write_bytes(np.random.default_rng(3).bytes(4096))
+        colors.update(version="3", source={"torchscript": str(corrupt)})
+        expected = "is not a TorchScript file"
+    else:  # one label short: the model's 10 outputs no longer match
+        short = tmp_path / "colors-v4.txt"
+        short.write_text("\n".join(list(COLORS)[:9]) + "\n")
+        colors.update(version="4", labels=str(short))
+        expected = "outputs 10 classes but its labels file names 9"
     version_3 = tmp_path / "serve_config.yaml"
     version_3.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -272,7 +281,7 @@ def test_a_new_version_whose_replicas_cannot_load_leaves_the_old_one_serving(
             "print(json.dumps(d.message if d else ''))"
         )
         message: str = cluster.query(script)
-        return message if "is not a TorchScript file" in message else None
+        return message if expected in message else None
 
     caller = threading.Thread(target=keep_classifying)
     caller.start()

@@ -63,6 +63,23 @@ def test_a_torchscript_model_with_its_labels_and_input(scripted: Path, labels: P
         assert module(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_a_torch_export_program_with_a_dynamic_batch(tmp_path: Path, labels: Path) -> None:
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(
+        Tiny().eval(), (torch.zeros(2, 3, 32, 32),), dynamic_shapes={"x": {0: batch}}
+    )
+    path = tmp_path / "tiny.pt2"
+    torch.export.save(program, path)
+    module = own(labels, exported=path).spec().build(None)
+    assert not module.eval().training  # what the backends call
+    with torch.inference_mode():
+        assert module(torch.zeros(5, 3, 32, 32)).shape == (5, 10)
+    not_a_program = tmp_path / "tiny.pt"
+    torch.jit.save(torch.jit.script(Tiny()), str(not_a_program))
+    with pytest.raises(ModelSourceError, match=r"is not a torch\.export file"):
+        own(labels, exported=not_a_program).spec().build(None)
+
+
 def test_a_state_dict_for_an_architecture_named_by_import_path(
     tmp_path: Path, labels: Path
 ) -> None:
@@ -90,7 +107,7 @@ def test_a_state_dict_for_an_architecture_named_by_import_path(
         ({"name": "mine", "source": {"torchscript": "m.pt"}}, "needs `labels`"),
         ({"name": "resnet50", "labels": "l.txt"}, "a preset has its own"),
         ({"name": "mine", "source": {"torchscript": "m.pt", "state_dict": "s.pth"},
-          "labels": "l.txt"}, "one of them"),
+          "labels": "l.txt"}, "one of `torchscript`, `exported` or `state_dict`, not torchscript"),
         ({"name": "mine", "source": {"state_dict": "s.pth"}, "labels": "l.txt"},
          "`architecture` goes with `state_dict`"),
         ({"name": "mine", "source": {"state_dict": "s.pth", "architecture": "resnet18"},

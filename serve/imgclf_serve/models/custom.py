@@ -75,6 +75,18 @@ def load_module(name: str, source: SourceConfig) -> torch.nn.Module:
                 "one with torch.jit.save(torch.jit.script(module), path)"
             ) from None
         return module.eval()
+    if source.exported is not None:
+        path = local_copy(name, "exported", source.exported)
+        try:
+            program = torch.export.load(str(path))
+        except Exception as exc:
+            raise ModelSourceError(
+                f"model {name}: {source.exported} is not a torch.export file "
+                f"({_first_line(exc)}); save one with torch.export.save(program, path)"
+            ) from None
+        from imgclf_serve.models.exported import ExportedModule
+
+        return ExportedModule(program.module())
     assert source.state_dict is not None and source.architecture is not None
     path = local_copy(name, "state_dict", source.state_dict)
     module = _architecture(name, source.architecture)(**source.architecture_args)
