@@ -368,33 +368,44 @@ class ModelConfig(_Strict):
         assert self.labels is not None  # checked in _check
         return custom_spec(self.name, self.source, self.labels, self.input or InputConfig())
 
+    def _source_problems(self) -> list[str]:
+        """What is wrong with how the model is named and described: a preset, or a model of
+        your own (`source`, `labels`, `input`)."""
+        presets = ", ".join(sorted(REGISTRY))
+        own = self.source is not None
+        checks = (
+            (
+                not own and self.name not in REGISTRY,
+                f"unknown model {self.name!r}: the presets are {presets}; describe a model of "
+                "your own with `source` and `labels`",
+            ),
+            (
+                not own and (self.labels is not None or self.input is not None),
+                f"model {self.name}: `labels` and `input` describe a model of your own (with "
+                "`source`); a preset has its own",
+            ),
+            (
+                own and self.name in REGISTRY,
+                f"model {self.name!r} has a `source` but is a preset's name ({presets}): name "
+                "your own model differently",
+            ),
+            (
+                own and self.labels is None,
+                f"model {self.name}: a model with `source` needs `labels`",
+            ),
+            (
+                own and self.weights is not None,
+                f"model {self.name}: `weights` are a preset's; your own model's file is its "
+                "`source`",
+            ),
+        )
+        return [message for wrong, message in checks if wrong]
+
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
-        presets = ", ".join(sorted(REGISTRY))
-        if self.source is None:
-            if self.name not in REGISTRY:
-                raise ValueError(
-                    f"unknown model {self.name!r}: the presets are {presets}; describe a "
-                    "model of your own with `source` and `labels`"
-                )
-            if self.labels is not None or self.input is not None:
-                raise ValueError(
-                    f"model {self.name}: `labels` and `input` describe a model of your own "
-                    "(with `source`); a preset has its own"
-                )
-        else:
-            if self.name in REGISTRY:
-                raise ValueError(
-                    f"model {self.name!r} has a `source` but is a preset's name ({presets}): "
-                    "name your own model differently"
-                )
-            if self.labels is None:
-                raise ValueError(f"model {self.name}: a model with `source` needs `labels`")
-            if self.weights is not None:
-                raise ValueError(
-                    f"model {self.name}: `weights` are a preset's; your own model's file is "
-                    "its `source`"
-                )
+        problems = self._source_problems()
+        if problems:
+            raise ValueError(problems[0])
         if self.replicas is not None and self.autoscaling is not None:
             raise ValueError(
                 f"model {self.name}: set `replicas` (a fixed count) or `autoscaling`, not both"
