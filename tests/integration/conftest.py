@@ -102,6 +102,10 @@ def integration_config(resnet50_weights: Path) -> dict:  # type: ignore[type-arg
     # need exact placement. test_stragglers.py turns hedging on and measures it.
     (ingress,) = (d for d in app["deployments"] if d["name"] == "ClassifierIngress")
     ingress.setdefault("user_config", {}).setdefault("hedging", {})["enabled"] = False
+    # Rolling updates (test_graceful_shutdown.py) replace two of the four Lite0 replicas at a
+    # time instead of Serve's 20 % (one): half the time, and still no call may fail.
+    (lite0_options,) = (d for d in app["deployments"] if d["name"] == lite0["name"])
+    lite0_options["rolling_update_percentage"] = 0.5
     app["args"]["models"].append(
         {
             "name": "resnet50",
