@@ -103,9 +103,8 @@ class ModelReplica:
             on_skipped=self._metrics.skipped,
         )
         self._canary = self._decode_pool.submit(self._decode, _sample_image()).result()[0][None]
-        outputs = self._forward_pool.submit(self._backend.predict, self._canary).result()
+        outputs = self._run_canaries(1)  # the batch-1 warm-up, checked against the labels
         check_outputs(model.name, outputs.shape[-1], len(self._labels))
-        self._warm_up(1)
         logger.info(
             "model %s ready on %s, backend %s, in %.1f s",
             model.name,
@@ -250,16 +249,21 @@ class ModelReplica:
         return list(probabilities)
 
     def _warm_up(self, batch_size: int) -> None:
-        """Decode an image and run a batch of `batch_size` through the model once, so the
-        first requests do not pay for lazy initialisation. Serve reports the replica ready
-        only after __init__ and the first reconfigure, so both happen before traffic."""
-        if batch_size in self._warm_batch_sizes:
-            return
+        """Run a batch of `batch_size` through the model once, so the first requests do not
+        pay for lazy initialisation. Serve reports the replica ready only after __init__ and
+        the first reconfigure, so both happen before traffic."""
+        if batch_size not in self._warm_batch_sizes:
+            self._run_canaries(batch_size)
+
+    def _run_canaries(self, batch_size: int) -> np.ndarray:
+        """A batch of `batch_size` canary images through the model, counted as a warm-up;
+        returns its probabilities."""
         started = time.perf_counter()
         batch = np.repeat(self._canary, batch_size, axis=0)
-        self._forward_pool.submit(self._backend.predict, batch).result()
+        probabilities: np.ndarray = self._forward_pool.submit(self._backend.predict, batch).result()
         self._warm_batch_sizes.add(batch_size)
         self._metrics.warmed_up(time.perf_counter() - started)
+        return probabilities
 
 
 def _decode_slots(config: ReplicaUserConfig) -> asyncio.Semaphore:

@@ -1,7 +1,7 @@
 """A model of your own, described in the Serve config (ModelConfig.source, labels, input):
-a TorchScript file, or a state dict and the architecture it fits, with a labels file naming
-its outputs. Every failure to read them is a ModelSourceError naming the model and the file,
-so `serve status` (and the replica's log) says what to fix."""
+a TorchScript file, a torch.export program, or a state dict and the architecture it fits,
+with a labels file naming its outputs. Every failure to read them is a ModelSourceError
+naming the model and the file, so `serve status` (and the replica's log) says what to fix."""
 
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ def load_module(name: str, source: SourceConfig) -> torch.nn.Module:
         except Exception as exc:  # torch raises RuntimeError, ValueError, zipfile errors...
             raise ModelSourceError(
                 f"model {name}: {source.torchscript} is not a TorchScript file "
-                f"({_first_line(exc)}); save "
-                "one with torch.jit.save(torch.jit.script(module), path)"
+                f"({_first_line(exc)}); save one with "
+                "torch.jit.save(torch.jit.script(module), path)"
             ) from None
         return module.eval()
     if source.exported is not None:
@@ -95,8 +95,7 @@ def load_module(name: str, source: SourceConfig) -> torch.nn.Module:
     except Exception as exc:
         raise ModelSourceError(
             f"model {name}: {source.state_dict} is not a state dict ({_first_line(exc)}); "
-            "save one with "
-            "torch.save(module.state_dict(), path)"
+            "save one with torch.save(module.state_dict(), path)"
         ) from None
     if not isinstance(state, dict):
         kind = type(state).__name__
