@@ -28,9 +28,9 @@ from PIL import Image
 from imgclf import ClassifierClient, ImgclfError
 from imgclf_serve.preprocess import ImageLimits, PreprocessSpec, load_image
 from imgclf_tools.local_cluster import DEFAULT_CONFIG, LocalCluster
-from imgclf_tools.ports import free_port
 from tests.conftest import IMAGES_DIR
 from tests.integration.harness import wait_for
+from tests.s3 import local_s3, s3_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COLORS = {
@@ -131,35 +131,12 @@ def serve_config(model_path: Path, labels_path: Path) -> dict:  # type: ignore[t
 
 @pytest.fixture(scope="module")
 def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A local S3-compatible server (moto's, in this process, on 127.0.0.1); yields the
-    environment that points AWS clients at it."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        yield {
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "IMGCLF_MODEL_CACHE": str(tmp_path_factory.mktemp("model-cache")),
-        }
-    finally:
-        server.stop()
+    with local_s3(tmp_path_factory.mktemp("model-cache")) as env:
+        yield env
 
 
 def upload(env: dict[str, str], model_path: Path, labels_path: Path) -> None:
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
+    client = s3_client(env)
     client.create_bucket(Bucket="models")
     for path, uri in ((model_path, S3_MODEL), (labels_path, S3_LABELS)):
         client.upload_file(str(path), "models", uri.removeprefix("s3://models/"))

@@ -61,7 +61,7 @@ def test_a_model_of_your_own_compiled_from_its_config_loads_as_its_artifact(
 
     from imgclf_serve.backends import BackendName, ModelSource, load_backend
     from imgclf_serve.settings import ModelConfig
-    from tests.unit.test_custom_models import COLORS, Tiny
+    from tests.tiny_models import COLORS, Tiny
 
     torch.manual_seed(0)
     torch.jit.save(torch.jit.script(Tiny()), str(tmp_path / "colors.pt"))

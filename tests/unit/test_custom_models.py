@@ -14,19 +14,9 @@ from pydantic import ValidationError
 
 from imgclf_serve.models.custom import ModelSourceError, check_outputs, load_module
 from imgclf_serve.settings import ModelConfig, SourceConfig
+from tests.tiny_models import COLORS, Tiny
 
-COLORS = ["red", "green", "blue", "yellow", "cyan", "magenta", "white", "black", "gray", "orange"]
 MOBILENET = "torchvision.models:mobilenet_v3_small"
-
-
-class Tiny(torch.nn.Module):
-    def __init__(self, classes: int = 10) -> None:
-        super().__init__()
-        self.features = torch.nn.Conv2d(3, 8, 3)
-        self.head = torch.nn.Linear(8, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.features(x)).mean(dim=(2, 3)))
 
 
 @pytest.fixture

@@ -13,39 +13,28 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from imgclf_serve.models.files import CACHE_ENV, ModelSourceError
+from imgclf_serve.models.files import ModelSourceError
 from imgclf_serve.settings import ModelConfig
 from imgclf_tools.ports import free_port
-from tests.unit.test_custom_models import COLORS, Tiny
+from tests.s3 import local_s3, s3_client, s3_env
+from tests.tiny_models import COLORS, Tiny
+
+
+def use(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
-    """An empty local S3 at the endpoint the environment names; yields that endpoint."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for name, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        CACHE_ENV: str(tmp_path / "cache"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    try:
-        yield endpoint
-    finally:
-        server.stop()
+def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An empty local S3 that this process's environment names; yields that environment."""
+    with local_s3(tmp_path / "cache") as env:
+        use(monkeypatch, env)
+        yield env
 
 
-def upload(tmp_path: Path) -> None:
-    import boto3
-
-    client = boto3.client("s3")
+def upload(env: dict[str, str], tmp_path: Path) -> None:
+    client = s3_client(env)
     client.create_bucket(Bucket="models")
     model = tmp_path / "tiny.pt"
     torch.jit.save(torch.jit.script(Tiny()), str(model))
@@ -57,16 +46,16 @@ def on_s3(torchscript: str, labels: str = "s3://models/colors/v1/labels.txt") ->
     return ModelConfig(name="colors", source={"torchscript": torchscript}, labels=labels)
 
 
-def test_a_model_and_its_labels_are_fetched_from_s3(s3: str, tmp_path: Path) -> None:
-    upload(tmp_path)
+def test_a_model_and_its_labels_are_fetched_from_s3(s3: dict[str, str], tmp_path: Path) -> None:
+    upload(s3, tmp_path)
     spec = on_s3("s3://models/colors/v1/model.pt").spec()
     assert spec.labels() == tuple(COLORS) and spec.num_classes == 10
     with torch.inference_mode():
         assert spec.build(None)(torch.zeros(1, 3, 224, 224)).shape == (1, 10)
 
 
-def test_what_cannot_be_fetched_is_named(s3: str, tmp_path: Path) -> None:
-    upload(tmp_path)
+def test_what_cannot_be_fetched_is_named(s3: dict[str, str], tmp_path: Path) -> None:
+    upload(s3, tmp_path)
     with pytest.raises(ModelSourceError) as missing:
         on_s3("s3://models/colors/v2/model.pt").spec().build(None)
     assert str(missing.value) == (
@@ -79,11 +68,7 @@ def test_what_cannot_be_fetched_is_named(s3: str, tmp_path: Path) -> None:
 def test_an_unreachable_store_fails_with_a_message(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing there
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    use(monkeypatch, s3_env(f"http://127.0.0.1:{free_port()}", tmp_path))  # nothing there
     with pytest.raises(
         ModelSourceError, match=r"cannot fetch labels s3://models/l\.txt: Could not"
     ):
