@@ -147,7 +147,7 @@ def declared_conflicts(
     return problems
 
 
-def resolve(image: str, declared: dict[str, list[str]] = NEURON_REQUIRES) -> Resolution:
+def resolve(image: str) -> Resolution:
     python = IMAGE_PYTHON[image]
     general, neuron = image_requirements(image)
     outcome = Resolution(image, python)
@@ -164,7 +164,7 @@ def resolve(image: str, declared: dict[str, list[str]] = NEURON_REQUIRES) -> Res
     }
     if not reachable:
         outcome.not_resolved = [str(r) for r in neuron]
-        outcome.problems += declared_conflicts(neuron, outcome.resolved, declared)
+        outcome.problems += declared_conflicts(neuron, outcome.resolved, NEURON_REQUIRES)
     return outcome
 
 
